@@ -1,0 +1,53 @@
+# loyalty-lab: `make run` builds the lab and writes a report; `make test` runs every check.
+# Both set up .venv from scratch when needed (PyPI is the only network access required).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test setup install check-sync nbtest pytest bench lab clean
+
+# The environment: dependencies pinned by constraints.txt, and the project's Jupyter kernel.
+$(VENV)/.ready: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name loyalty-lab --display-name "Python (loyalty-lab)" >/dev/null
+	touch $@
+
+setup: $(VENV)/.ready
+
+# Install the package as a wheel would (not editable): tests and reports use exactly what users get.
+install: setup
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall .
+
+# The main job: warehouse from the sample data, then the HTML report under reports/.
+run: install
+	$(BIN)/loyalty-lab run
+
+# Every check, in order: notebooks clean and package in sync, notebook tests, pytest on the installed package.
+test: setup
+	tools/check_sync.sh
+	$(MAKE) --no-print-directory install
+	cd notebooks && ../$(BIN)/nbdev-test
+	tools/run_pytest.sh
+
+check-sync: setup
+	tools/check_sync.sh
+
+nbtest: install
+	cd notebooks && ../$(BIN)/nbdev-test
+
+pytest: install
+	tools/run_pytest.sh
+
+# Speed and memory figures (not part of `make test`): prints rows/s, seconds and ratios to a baseline.
+bench: install
+	$(BIN)/python tests/bench/bench_ingest.py
+
+# JupyterLab with the project's kernel.
+lab: install
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

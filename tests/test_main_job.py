@@ -1,0 +1,110 @@
+"""The main job end to end: `loyalty-lab run` builds the warehouse from the sample data and writes the report."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
+CLI = str(Path(sys.executable).parent / "loyalty-lab")
+
+
+def cli(*args, cwd):
+    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def project(lab):
+    "The throw-away lab with the report template where a checkout keeps it."
+    (lab / "notebooks" / "reports").mkdir(parents=True)
+    shutil.copy(TEMPLATE, lab / "notebooks" / "reports")
+    return lab
+
+
+def sample_revenue(lab):
+    o = pd.read_csv(lab / "data" / "sample" / "order_lines.csv")
+    return float((o.quantity * o.unit_price - o.discount * o.quantity.map(lambda q: (q > 0) - (q < 0))).sum())
+
+
+def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
+    done = cli("run", "--run-id", "nightly", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "order_lines ← data/sample/order_lines.csv: loaded, 3,476 rows loaded, 0 rejected" in done.stdout
+    folder = project / "reports" / "nightly"
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "segment_report.html", "segment_report.ipynb"]
+    html = (folder / "segment_report.html").read_text()
+    assert "Data coverage" in html and "Sales by month" in html and "3,476" in html
+    assert "data:image/png;base64" in html  # the chart travels inside the file
+    assert "load_settings(" not in html  # code is hidden: marketing reads results, not Python
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00"
+    assert metrics["order lines"] == 3476 and metrics["profiles"] == 120
+    assert metrics["revenue"] == pytest.approx(sample_revenue(project), abs=0.01)
+    executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_second_run_loads_nothing_new(project):
+    assert cli("ingest", cwd=project).returncode == 0
+    again = cli("ingest", cwd=project)
+    assert again.returncode == 0 and again.stdout.count(": unchanged,") == 5
+
+
+def test_flags_reach_the_report(project):
+    assert cli("ingest", cwd=project).returncode == 0
+    done = cli("report", "--run-id", "r1", "--set", "report.title=Weekly loyalty review", "--as-of", "2024-05-31",
+               cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "Weekly loyalty review" in (project / "reports" / "r1" / "segment_report.html").read_text()
+    assert json.loads((project / "reports" / "r1" / "metrics.json").read_text())["as_of"].startswith("2024-05-31T23:59")
+
+
+def test_failed_report_keeps_last_good_one_and_its_notebook(project):
+    assert cli("run", "--run-id", "daily", cwd=project).returncode == 0
+    good = (project / "reports" / "daily" / "segment_report.html").read_bytes()
+    nb = nbformat.read(project / "notebooks" / "reports" / "segment_report.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('segment table is empty')"))
+    nbformat.write(nb, project / "notebooks" / "reports" / "segment_report.ipynb")
+    done = cli("report", "--run-id", "daily", cwd=project)
+    assert done.returncode == 2
+    assert "RuntimeError: segment table is empty" in done.stderr and "_failed" in done.stderr
+    assert (project / "reports" / "daily" / "segment_report.html").read_bytes() == good
+    assert len(list((project / "reports" / "_failed").glob("daily-segment_report.ipynb"))) == 1
+    assert not list((project / "reports").glob(".tmp-*"))
+
+
+def test_bad_settings_fail_before_any_work(project):
+    (project / "settings.ini").write_text("[clv]\ndiscount_rate = abc\n")
+    done = cli("run", cwd=project)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"loyalty-lab: error: {project / 'settings.ini'} [clv] discount_rate = 'abc': "
+                                   "expected a number, e.g. 0.1 (>= 0 and <= 1)")
+    assert not (project / "data" / "warehouse.duckdb").exists()
+
+
+def test_bad_input_fails_the_run_with_a_clear_message_and_no_report(project):
+    orders = project / "data" / "sample" / "order_lines.csv"
+    # a Windows-1250 line appended to a UTF-8 export: Ž is byte 0x8e there, invalid in UTF-8
+    orders.write_bytes(orders.read_bytes() + "O9,1,pos,Ž1,2024-01-01,store,,P,x,1,1,0,false,none\n".encode("cp1250"))
+    done = cli("run", cwd=project)
+    assert done.returncode == 2
+    assert "order_lines.csv: line 3478 is not valid utf-8" in done.stderr and "encoding = cp1250" in done.stderr
+    assert not (project / "reports").exists() or not any((project / "reports").iterdir())
+
+
+def test_unknown_report_parameter_is_refused_before_running(project):
+    from loyalty_lab import LoyaltyLabError, load_settings, run_report
+    with pytest.raises(LoyaltyLabError, match="report parameter\\(s\\) horizon not in segment_report.ipynb's parameters cell"):
+        run_report(load_settings(project / "settings.ini"), parameters={"horizon": 90})
+
+
+def test_contract_and_config_commands(project):
+    contract = cli("contract", "--table", "offers", cwd=project)
+    assert contract.returncode == 0 and "offer_type" in contract.stdout and "free_delivery" in contract.stdout
+    config = cli("config", cwd=project)
+    assert "run.as_of" in config.stdout and "2024-06-30" in config.stdout and "settings.ini" in config.stdout
