@@ -71,6 +71,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'loyalty_lab/warehouse.py'),
                                        'loyalty_lab.warehouse.Warehouse.counts': ( 'warehouse.html#warehouse.counts',
                                                                                    'loyalty_lab/warehouse.py'),
+                                       'loyalty_lab.warehouse.Warehouse.drop_source': ( 'warehouse.html#warehouse.drop_source',
+                                                                                        'loyalty_lab/warehouse.py'),
                                        'loyalty_lab.warehouse.Warehouse.ingest': ( 'warehouse.html#warehouse.ingest',
                                                                                    'loyalty_lab/warehouse.py'),
                                        'loyalty_lab.warehouse.Warehouse.ingest_many': ( 'warehouse.html#warehouse.ingest_many',

@@ -1,5 +1,6 @@
 """The main job end to end: `loyalty-lab run` builds the warehouse from the sample data and writes the report."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "segment_report.html", "segment_report.ipynb"]
     html = (folder / "segment_report.html").read_text()
     assert "Data coverage" in html and "Sales by month" in html and "3,476" in html
-    assert "data:image/png;base64" in html  # the chart travels inside the file
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 1, "the sales chart must travel inside the file"
     assert "load_settings(" not in html  # code is hidden: marketing reads results, not Python
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00"
@@ -108,3 +109,11 @@ def test_contract_and_config_commands(project):
     assert contract.returncode == 0 and "offer_type" in contract.stdout and "free_delivery" in contract.stdout
     config = cli("config", cwd=project)
     assert "run.as_of" in config.stdout and "2024-06-30" in config.stdout and "settings.ini" in config.stdout
+
+
+def test_drop_source_command(project):
+    assert cli("ingest", cwd=project).returncode == 0
+    done = cli("drop-source", "--table", "offers", "--source", "data/sample/offers.csv", cwd=project)
+    assert done.returncode == 0 and done.stdout.strip() == "offers: removed source data/sample/offers.csv (57 rows)"
+    again = cli("ingest", "--table", "offers", cwd=project)
+    assert "offers ← data/sample/offers.csv: loaded, 57 rows loaded" in again.stdout

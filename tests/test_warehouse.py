@@ -195,6 +195,17 @@ def test_primary_key_already_loaded_from_another_source(tmp_path, loaded):
     assert set(r.problems.reason) == {f"primary key already loaded from {tmp_path / 'base.csv'}"}
 
 
+def test_moved_file_is_told_to_drop_its_old_source(tmp_path, loaded):
+    moved = lines_csv(tmp_path, good_rows(20), "moved.csv")
+    with pytest.raises(LoyaltyLabError, match=r"loyalty-lab drop-source --table order_lines --source <old source>"):
+        loaded.ingest("order_lines", moved)
+    with pytest.raises(LoyaltyLabError, match="has no source 'nope'; its sources are: .*base.csv"):
+        loaded.drop_source("order_lines", "nope")
+    assert loaded.drop_source("order_lines", str(tmp_path / "base.csv")) == 20
+    assert loaded.ingest("order_lines", moved).rows_loaded == 20
+    assert loaded.loads().source.tolist() == [str(moved)]
+
+
 def test_rows_dated_after_as_of(tmp_path, loaded):
     rows = good_rows(40, "N")
     rows[2] = rows[2].replace("2024-05-03", "2024-07-01")
