@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = []
 
-# %% ../notebooks/06_api.ipynb #2ca80705
+# %% ../notebooks/06_api.ipynb #71e739e8
 __version__ = "0.1.0"
 
-# %% ../notebooks/06_api.ipynb #5de8a00a
+# %% ../notebooks/06_api.ipynb #2f518f48
 from .core import LoyaltyLabError
 from .contract import CONTRACT, describe_contract
 from .config import Settings, load_settings

@@ -5,7 +5,6 @@ baseline of DuckDB reading the same CSV into a table, measured in the same run.
 
 Prints rows/s, seconds, peak RSS and the ratio to the baseline. Compare ratios, not absolute times:
 the machine is shared."""
-import resource
 import subprocess
 import sys
 import tempfile
