@@ -306,28 +306,30 @@ class _Prepared:
     as_of: pd.Timestamp | None = None
     max_event_time: Any = None  # latest event time in the source, valid or not
 
+def _name_and_fingerprint(table: str, source: Any, source_name: str | None, options: tuple) -> tuple[str, str]:
+    "The source's name and a hash of its content *and* of how it is read (a new mapping or date format reloads it)."
+    if isinstance(source, pd.DataFrame):
+        if not source_name:
+            raise LoyaltyLabError(f"{table}: loading a DataFrame needs source_name=… (what to call this "
+                                  "source, so a later load of the same name replaces it)")
+        content = hashlib.sha256(pd.util.hash_pandas_object(source.astype("string"), index=False).values.tobytes()
+                                 + "\x1f".join(map(str, source.columns)).encode()).hexdigest()
+        name = source_name
+    else:
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise LoyaltyLabError(f"{table} ← {path}: file not found; check [sources] {table} in settings.ini")
+        content, name = file_sha256(path), source_name or str(path)
+    return name, hashlib.sha256(f"{content}|{options!r}".encode()).hexdigest()
+
 def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, mapping: dict[str, str],
              encoding: str, delimiter: str, decimal: str, date_format: str, as_of: pd.Timestamp | None,
              max_reject_rate: float, tmpdir: Path) -> _Prepared:
     contract = _contract(table)
     con = wh.con
-    if isinstance(source, pd.DataFrame):
-        if not source_name:
-            raise LoyaltyLabError(f"{table}: loading a DataFrame needs source_name=… (what to call this "
-                                  "source, so a later load of the same name replaces it)")
-        name = source_name
-        sha = hashlib.sha256(pd.util.hash_pandas_object(source.astype("string"), index=False).values.tobytes()
-                             + "\x1f".join(map(str, source.columns)).encode()).hexdigest()
-    else:
-        path = Path(source).expanduser().resolve()
-        name = source_name or str(path)
-        if not path.is_file():
-            raise LoyaltyLabError(f"{table} ← {path}: file not found; check [sources] {table} in settings.ini")
-        sha = file_sha256(path)
+    name, sha = _name_and_fingerprint(table, source, source_name, (sorted(mapping.items()), encoding, delimiter,
+                                                                  decimal, date_format))
     label = f"{table} ← {name}"
-    # the load's identity is its content *and* how it is read: a new mapping or date format reloads it
-    options = repr((sorted(mapping.items()), encoding, delimiter, decimal, date_format))
-    sha = hashlib.sha256(f"{sha}|{options}".encode()).hexdigest()
 
     previous = wh._previous_load(table, name)
     if previous is not None and previous["sha256"] == sha and _same_as_of_outcome(previous, as_of):
@@ -566,11 +568,15 @@ class Warehouse:
             self._commit([p for p in prepared if p.report.status != "unchanged"])
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-            for p in prepared:
-                for name in (p.valid, p.rejects):
-                    if name:
-                        self.con.raw_sql(f"DROP TABLE IF EXISTS {name}")
+            self._drop_staging()
         return [p.report for p in prepared]
+
+    def _drop_staging(self):
+        "Drop every temporary staging table, also those a failed load left behind."
+        sql = self.con.con.execute
+        names = sql("SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_stage_')")
+        for (name,) in names.fetchall():
+            sql(f"DROP TABLE IF EXISTS {name}")
 
     def _commit(self, prepared: list[_Prepared]):
         if not prepared:

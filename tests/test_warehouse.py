@@ -67,6 +67,14 @@ def test_missing_required_column(tmp_path, loaded):
     assert_unchanged(before, loaded)
 
 
+def test_staging_tables_are_dropped_after_good_and_failed_loads(tmp_path, wh):
+    wh.ingest("order_lines", lines_csv(tmp_path, good_rows(5)))
+    with pytest.raises(LoyaltyLabError):
+        wh.ingest("order_lines", lines_csv(tmp_path, [r.rsplit(",", 1)[0] + ",x" for r in good_rows(5)], "bad.csv"))
+    temporary = wh.con.con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0]
+    assert temporary == 0
+
+
 def test_column_mapping_points_the_lab_at_other_names(tmp_path, wh):
     header = "Racun,Stavka,Sistem,KupacID,DatumVreme,Kanal,Artikal,Kategorija,Kolicina,Cena\n"
     f = lines_csv(tmp_path, good_rows(5), header=header)
