@@ -11,7 +11,7 @@ before=$(snapshot)
 after=$(snapshot)
 if [ "$before" != "$after" ]; then
   echo "check-sync: FAILED — nbdev-clean/nbdev-export changed these files:" >&2
-  diff <(echo "$before") <(echo "$after") | awk '/^[<>]/ {print "  " $3}' | sort -u >&2
+  { diff <(echo "$before") <(echo "$after") || true; } | awk '/^[<>]/ {print "  " $3}' | sort -u >&2
   echo "Notebooks are the source: edit the notebook (never loyalty_lab/ by hand), run nbdev-clean and" \
        "nbdev-export, and commit notebooks/ and loyalty_lab/ together." >&2
   exit 1
