@@ -44,6 +44,7 @@ pytest: install
 # Speed and memory figures (not part of `make test`): prints rows/s, seconds and ratios to a baseline.
 bench: install
 	$(BIN)/python tests/bench/bench_ingest.py
+	$(BIN)/python tests/bench/bench_synth.py
 
 # JupyterLab with the project's kernel.
 lab: install

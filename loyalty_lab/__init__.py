@@ -14,6 +14,8 @@ from .contract import CONTRACT, describe_contract
 from .config import Settings, load_settings
 from .warehouse import LoadReport, Warehouse, ingest_sources
 from .report import data_coverage, monthly_sales, run_report
+from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
-           "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report"]
+           "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
+           "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme"]

@@ -11,6 +11,7 @@ from .contract import describe_contract
 from .config import load_settings
 from .warehouse import Warehouse, ingest_sources
 from .report import run_report
+from .synth import synth
 
 # %% auto #0
 __all__ = ['main']
@@ -45,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     drop.add_argument("--table", required=True, help="contract table, e.g. order_lines")
     drop.add_argument("--source", required=True, help="source name as `loyalty-lab ingest` printed it")
     sub.add_parser("config", parents=[common], help="show every setting and where its value came from")
+    syn = sub.add_parser("synth", help="generate a synthetic loyalty programme with ground truth")
+    syn.add_argument("--customers", type=int, default=2000, help="number of people (default 2000)")
+    syn.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives identical files")
+    syn.add_argument("--out", required=True, help="folder to write the tables and truth/ into")
+    syn.add_argument("--format", dest="formats", action="append", choices=["csv", "parquet"],
+                     help="file format (repeatable; default: both)")
+    syn.add_argument("--start", default="2023-01-01", help="first day of the observation window")
+    syn.add_argument("--end", default="2024-06-30", help="last day of the observation window")
     con = sub.add_parser("contract", help="show the canonical tables and columns")
     con.add_argument("--table", help="only this table")
     return p
@@ -56,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "contract":
             with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
                 print(describe_contract(args.table).to_string(index=False))
+            return 0
+        if args.command == "synth":
+            rows = synth(args.customers, args.seed, args.out, tuple(args.formats or ("csv", "parquet")),
+                         start=args.start, end=args.end)
+            print(", ".join(f"{name} {n:,}" for name, n in rows.items()) + f" → {args.out} (truth in {args.out}/truth)")
             return 0
         settings = load_settings(args.settings, flags=_flags(args.overrides, args.as_of))
         if args.command == "config":
