@@ -38,6 +38,7 @@ class Noise:
     email_variant: float = 0.15  # case, dots, plus-tag or another provider
     missing: float = 0.08  # each optional field (email, phone, birth date, address, postcode) blank
     moved: float = 0.05  # another address (a later profile after a move)
+    # nickname applies only where the first name has a known nickname (NICKNAMES); the rate is among those
     surname_change: float = 0.03  # another last name (e.g. after marriage)
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ SERBIAN_SURNAMES = ("Jovanović", "Petrović", "Nikolić", "Marković", "Đorđe
 NICKNAMES = {"Aleksandar": "Aca", "Aleksandra": "Saška", "Nikola": "Dzoni", "Jovana": "Joca", "Miloš": "Miki",
              "Vladimir": "Vlada", "Slobodan": "Boban", "Dragan": "Gaga", "Snežana": "Sneža", "Katarina": "Kaća",
              "Ljubomir": "Ljuba", "Branislav": "Bane", "Miroslav": "Mika", "Predrag": "Peđa", "Jelena": "Jeca",
-             "Łukasz": "Łukas", "Katarzyna": "Kasia", "Małgorzata": "Gosia", "Aleksandra_pl": "Ola", "Krzysztof": "Krzysiek",
+             "Łukasz": "Łukas", "Katarzyna": "Kasia", "Małgorzata": "Gosia", "Krzysztof": "Krzysiek",
              "Александр": "Саша", "Екатерина": "Катя", "Дмитрий": "Дима", "Михаил": "Миша", "Анастасия": "Настя",
              "William": "Bill", "Robert": "Bob", "Elizabeth": "Liz", "Jennifer": "Jen", "Michael": "Mike"}
 
@@ -309,8 +310,8 @@ def _group_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
 _SID_FORMAT = {"pos": "77{:08d}", "web": "W{:07d}", "app": "A{:07d}", "crm": "CRM-{:06d}"}
 _PROVIDERS = ("gmail.com", "yahoo.com", "outlook.com", "mts.rs", "eunet.rs")
 
-def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "The `profiles` table and its truth (person of every profile, and the noise applied)."
+def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    "The `profiles` table, its truth (person of every profile, the noise applied) and each person's true identity."
     pools = _name_pools(cfg.seed)
     nz = cfg.noise
     n = len(people)
@@ -353,8 +354,8 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
             script[i] = "latin" if u[1] < 0.6 else "cyrillic" if u[1] < 0.85 else "ascii"
         elif loc in ("pl", "ru") and u[1] < 0.3:
             script[i] = "ascii"
-        if u[2] < nz.nickname and (NICKNAMES.get(f) or NICKNAMES.get(f"{f}_{loc}")):
-            f, flags["nickname"][i] = NICKNAMES.get(f) or NICKNAMES[f"{f}_{loc}"], True
+        if u[2] < nz.nickname and f in NICKNAMES:
+            f, flags["nickname"][i] = NICKNAMES[f], True
         if u[3] < nz.surname_change:
             l, flags["surname_changed"][i] = new_last[p], True
         if script[i] == "cyrillic":
@@ -408,7 +409,9 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     truth = pd.DataFrame({"source_system": systems, "source_customer_id": sid.astype(str),
                           "person_id": people.person_id.to_numpy()[person], "duplicate_in_source": duplicate,
                           "script": script.astype(str), **flags, "missing": missing.sum(axis=1), "moved": moved})
-    return profiles[CONTRACT["profiles"].column_names], truth
+    identity = pd.DataFrame({"first_name": first, "last_name": last, "email": email,
+                             "phone": [f"+381{d}" for d in phone], "birth_date": birth, "address": address})
+    return profiles[CONTRACT["profiles"].column_names], truth, identity
 
 @lru_cache(maxsize=None)
 def _email_user(first: str, last: str) -> str:
@@ -699,7 +702,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
     rng = np.random.default_rng(cfg.seed)
     start = np.datetime64(pd.Timestamp(cfg.start).to_datetime64(), "s")
     people = _people(cfg, rng)
-    profiles, profile_truth = _profiles(people, cfg, rng)
+    profiles, profile_truth, identity = _profiles(people, cfg, rng)
     o_person, o_day, dropout_day = _purchases(people, cfg, rng)
     people["dropout_day"] = dropout_day
     offers = _offers(people, dropout_day, cfg, rng)
@@ -750,7 +753,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
         dropout_at=pd.to_datetime(np.where(np.isnan(dropout_day), np.datetime64("NaT"),
                                            _timestamps(start, np.nan_to_num(dropout_day)))),
         alive_at_end=np.isnan(dropout_day),
-        city=np.array([c for c, _ in CITIES])[people.city.to_numpy()],
+        city=np.array([c for c, _ in CITIES])[people.city.to_numpy()], **identity,
     ).drop(columns=["acquired_day", "dropout_day"])
     orders_truth = pa.table({"order_id": _ids("O", order_ids),
                              "person_id": pa.DictionaryArray.from_arrays(pa.array(person.astype(np.int32)),

@@ -100,6 +100,12 @@ def test_profile_noise_rates_match_the_configuration(big):
                        ("surname_changed", nz.surname_change)):
         assert within(truth[flag].mean(), rate, n), (flag, truth[flag].mean(), rate)
     assert truth.missing.mean() == pytest.approx(5 * nz.missing, abs=0.02)  # five optional fields
+    # nicknames exist for some first names only: the rate holds among the profiles of those people
+    from loyalty_lab.synth import NICKNAMES
+    people = big.truth["people"].set_index("person_id")
+    eligible = truth.person_id.map(people.first_name).isin(NICKNAMES)
+    assert within(truth.nickname[eligible].mean(), nz.nickname, eligible.sum()), truth.nickname[eligible].mean()
+    assert not truth.nickname[~eligible].any()
     # systems per person (duplicates aside) follow profiles_per_person
     per_person = truth[~truth.duplicate_in_source].groupby("person_id").size().value_counts(normalize=True).sort_index()
     assert np.allclose(per_person.to_numpy(), big.config.profiles_per_person, atol=0.01)
@@ -159,6 +165,7 @@ def test_cli(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "interactions.csv", "loyalty_ledger.csv", "offers.csv", "order_lines.csv", "profiles.csv", "truth"]
     people = pd.read_csv(tmp_path / "out" / "truth" / "people.csv")
-    assert len(people) == 150 and {"lambda_week", "p_dropout", "nu", "archetype", "preferred_offer"} <= set(people.columns)
+    assert len(people) == 150 and {"lambda_week", "p_dropout", "nu", "archetype", "preferred_offer", "first_name",
+                                   "email", "phone", "birth_date"} <= set(people.columns)
     bad = subprocess.run([CLI, "synth", "--customers", "0", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "customers = 0" in bad.stderr
