@@ -53,6 +53,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'loyalty_lab.synth.SynthConfig': ('synth.html#synthconfig', 'loyalty_lab/synth.py'),
                                    'loyalty_lab.synth.SynthConfig.__post_init__': ( 'synth.html#synthconfig.__post_init__',
                                                                                     'loyalty_lab/synth.py'),
+                                   'loyalty_lab.synth.SynthConfig.window_days': ( 'synth.html#synthconfig.window_days',
+                                                                                  'loyalty_lab/synth.py'),
                                    'loyalty_lab.synth.SynthProgramme': ('synth.html#synthprogramme', 'loyalty_lab/synth.py'),
                                    'loyalty_lab.synth.SynthProgramme.table': ('synth.html#synthprogramme.table', 'loyalty_lab/synth.py'),
                                    'loyalty_lab.synth._cyrillic_to_latin': ('synth.html#_cyrillic_to_latin', 'loyalty_lab/synth.py'),

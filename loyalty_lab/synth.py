@@ -65,6 +65,11 @@ class SynthConfig:
     control_share: float = 0.2  # of those, the share that gets no offer
     returns_rate: float = 0.02  # share of lines returned later
 
+    @property
+    def window_days(self) -> float:
+        "Length of the observation window in days (start to the end of the end day)."
+        return (pd.Timestamp(self.end) + pd.Timedelta(days=1) - pd.Timestamp(self.start)) / pd.Timedelta(days=1)
+
     def __post_init__(self):
         problems = []
         if self.customers < 1:
@@ -230,8 +235,7 @@ def _pick(rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray | None =
 
 def _people(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     n = cfg.customers
-    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
-    window_days = (end - start) / pd.Timedelta(days=1)
+    window_days = cfg.window_days
     archetype = rng.choice(len(ARCHETYPES), n, p=_ARCHETYPE_SHARE)
     cat_pref = _dirichlet_rows(rng, _ARCHETYPE_CATEGORIES[archetype] * 2)
     chan_pref = _dirichlet_rows(rng, _ARCHETYPE_CHANNELS[archetype] * 2)
@@ -276,8 +280,7 @@ def _dirichlet_rows(rng: np.random.Generator, alphas: np.ndarray) -> np.ndarray:
 # %% ../notebooks/07_synth.ipynb #4b32c85d
 def _purchases(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Organic purchases: (person index, day since window start) per order, and each person's dropout day (NaN: alive)."
-    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
-    window_days = (end - start) / pd.Timedelta(days=1)
+    window_days = cfg.window_days
     acquired = people.acquired_day.to_numpy()
     T = window_days - acquired
     lam_day = people.lambda_week.to_numpy() / 7
@@ -422,8 +425,7 @@ _OFFER_VALUE = {"free_delivery": 0.0, "percent_discount": 20.0, "points_multipli
 
 def _offers(people: pd.DataFrame, dropout_day: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     "One row per (campaign, person) targeted: group, offer type, sent and redeemed day (NaN: not redeemed)."
-    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
-    window_days = (end - start) / pd.Timedelta(days=1)
+    window_days = cfg.window_days
     sens = people[[f"sensitivity_{k}" for k in OFFER_KINDS[:-1]]].to_numpy()
     parts = []
     for c in range(cfg.campaigns):
@@ -446,7 +448,6 @@ def _offers(people: pd.DataFrame, dropout_day: np.ndarray, cfg: SynthConfig, rng
 # %% ../notebooks/07_synth.ipynb #2c19c225
 _PROMO_DISCOUNT = {"free_delivery": 0.0, "percent_discount": 0.2, "points_multiplier": 0.0, "gift": 0.0, "bundle": 0.15}
 _PROMO_KINDS = ("free_delivery", "percent_discount", "points_multiplier", "gift", "bundle")
-_CHANNEL_SYSTEM = {0: 0, 1: 1, 2: 2}  # store → pos, web → web, app → app
 
 def _orders_and_lines(people, profile_truth, order_person, order_day, redemption_kind, cfg, rng):
     "The order_lines table (Arrow) and, per order: id, timestamp, channel (= system index), net paid, points multiplier."
@@ -504,7 +505,7 @@ def _orders_and_lines(people, profile_truth, order_person, order_day, redemption
     # returns: a later order with the line's quantity negated
     returned = np.flatnonzero(rng.random(len(line_order)) < cfg.returns_rate)
     ret_day = order_day[line_order[returned]] + rng.uniform(1, 20, len(returned))
-    window_days = (pd.Timestamp(cfg.end) + pd.Timedelta(days=1) - pd.Timestamp(cfg.start)) / pd.Timedelta(days=1)
+    window_days = cfg.window_days
     returned, ret_day = returned[ret_day < window_days], ret_day[ret_day < window_days]
     ret_ts = start + (ret_day * 86400).astype(np.int64).astype("timedelta64[s]")
     multiplier = np.bincount(line_order, weights=(on_promo & (promo == _PROMO_KINDS.index("points_multiplier"))),
@@ -573,7 +574,7 @@ _EVENTS = ("email_sent", "email_open", "email_click", "web_visit", "cart_add", "
 def _interactions(people, profiles, profile_truth, order_person, order_day, order_channel, cfg, rng) -> dict:
     "Interaction events as arrays of codes: person, day, profile index, channel, event, campaign and category (-1: none)."
     start = pd.Timestamp(cfg.start)
-    window_days = (pd.Timestamp(cfg.end) + pd.Timedelta(days=1) - start) / pd.Timedelta(days=1)
+    window_days = cfg.window_days
     n = len(people)
     acquired = people.acquired_day.to_numpy()
     active_until = np.where(np.isnan(people.dropout_day.to_numpy()), window_days, people.dropout_day.to_numpy())

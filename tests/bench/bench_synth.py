@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 
 RUN = """
 import json, resource, sys, time
