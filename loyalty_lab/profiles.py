@@ -13,7 +13,8 @@ from .core import LoyaltyLabError
 
 # %% auto #0
 __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'name_key', 'email_key',
-           'phone_e164', 'standardise', 'deterministic_links', 'cluster_records', 'pairwise_scores']
+           'phone_e164', 'standardise', 'deterministic_links', 'cluster_records', 'pairwise_scores',
+           'probabilistic_links', 'merge_profiles']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -150,3 +151,56 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     recall = together / true_pairs if true_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted_pairs, "true_pairs": true_pairs}
+
+# %% ../notebooks/08_profiles.ipynb #4dfc4d83
+import logging
+
+_SPLINK_COLUMNS = ["record_id", "first_key", "last_key", "birth_date", "email_key", "phone_e164", "postcode_key", "city_key"]
+
+def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42) -> pd.DataFrame:
+    "Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`."
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    import splink.comparison_library as cl
+    if not 0 < threshold < 1:
+        raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
+    settings = SettingsCreator(
+        link_type="dedupe_only", unique_id_column_name="record_id",
+        comparisons=[cl.ForenameSurnameComparison("first_key", "last_key"),
+                     cl.DateOfBirthComparison("birth_date", input_is_string=False),
+                     cl.ExactMatch("email_key"), cl.ExactMatch("phone_e164"), cl.ExactMatch("postcode_key"),
+                     cl.ExactMatch("city_key").configure(term_frequency_adjustments=True)],
+        blocking_rules_to_generate_predictions=[
+            block_on("phone_e164"), block_on("email_key"), block_on("first_key", "last_key"),
+            block_on("first_key", "birth_date"), block_on("last_key", "birth_date")],
+        retain_intermediate_calculation_columns=False)
+    linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), settings, log_level=logging.WARNING)
+    training = linker.training
+    training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
+    training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+    training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    training.estimate_parameters_using_expectation_maximisation(block_on("phone_e164"))
+    pairs = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
+    return pairs.rename(columns={"record_id_l": "a", "record_id_r": "b"})[["a", "b", "match_probability", "match_weight"]]
+
+def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold: float = 0.95,
+                   seed: int = 42) -> tuple[pd.DataFrame, dict]:
+    "Standardise, link deterministically and probabilistically, cluster: (record_id → cluster, run statistics)."
+    std_expr = standardise(profiles, default_country)
+    deterministic, blocked = deterministic_links(std_expr)
+    std = std_expr.to_pandas()
+    pairs = probabilistic_links(std, threshold, seed)
+    det_edges = deterministic[deterministic.record_id != deterministic.cluster].rename(
+        columns={"record_id": "a", "cluster": "b"})[["a", "b"]]
+    clusters = cluster_records(std.record_id.sort_values(), pd.concat([det_edges, pairs[["a", "b"]]]))
+    clusters = clusters.merge(deterministic[["record_id", "linked_by"]], on="record_id")
+    in_pairs = set(pairs.a) | set(pairs.b)
+    multi = clusters.cluster.duplicated(keep=False)
+    clusters["linked_by"] = clusters.linked_by.where(clusters.linked_by.notna() | ~clusters.record_id.isin(in_pairs) | ~multi,
+                                                     "probabilistic")
+    sizes = clusters.cluster.value_counts()
+    stats = {"records": len(clusters), "customers": int(sizes.size), "deterministic_links": len(det_edges),
+             "probabilistic_pairs": len(pairs), "blocked_values": len(blocked),
+             "records_without_identifier": int(std.no_identifier.sum()),
+             "unreadable_phones": int(std.phone_unreadable.sum()),
+             "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict()}
+    return clusters, stats

@@ -77,3 +77,25 @@ def test_deterministic_pass_on_a_generated_programme():
     scored = clusters.merge(truth[["record_id", "person_id"]], on="record_id", validate="one_to_one")
     s = pairwise_scores(scored.cluster, scored.person_id)
     assert s["precision"] > 0.99 and s["recall"] > 0.95
+
+
+def test_both_passes_reach_the_accuracy_floor_on_a_generated_programme():
+    from loyalty_lab import generate
+    from loyalty_lab.profiles import merge_profiles
+    prog = generate(customers=5000, seed=77)
+    raw = prog.table("profiles").replace("", None)
+    raw["birth_date"] = pd.to_datetime(raw.birth_date)
+    clusters, stats = merge_profiles(ibis.memtable(raw), "RS", threshold=0.95)
+    truth = prog.truth["profiles"].assign(record_id=lambda t: t.source_system + ":" + t.source_customer_id)
+    scored = clusters.merge(truth[["record_id", "person_id"]], on="record_id", validate="one_to_one")
+    s = pairwise_scores(scored.cluster, scored.person_id)
+    assert s["f1"] >= 0.98, s
+    assert stats["largest_cluster"] <= 2 * truth.groupby("person_id").size().max()
+    assert stats["records"] == len(raw) and stats["customers"] == scored.cluster.nunique()
+    assert set(clusters.linked_by.dropna()) <= {"card_key", "email_key", "phone_e164", "probabilistic"}
+
+
+def test_match_threshold_must_be_a_probability():
+    from loyalty_lab.profiles import probabilistic_links
+    with pytest.raises(LoyaltyLabError, match="match threshold 1.5: must be between 0 and 1"):
+        probabilistic_links(pd.DataFrame(), threshold=1.5)
