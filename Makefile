@@ -45,6 +45,7 @@ pytest: install
 bench: install
 	$(BIN)/python tests/bench/bench_ingest.py
 	$(BIN)/python tests/bench/bench_synth.py
+	$(BIN)/python tests/bench/bench_merge.py
 
 # JupyterLab with the project's kernel.
 lab: install

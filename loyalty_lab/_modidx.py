@@ -50,6 +50,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.profiles.deterministic_links': ( 'profiles.html#deterministic_links',
                                                                                     'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles.email_key': ('profiles.html#email_key', 'loyalty_lab/profiles.py'),
+                                      'loyalty_lab.profiles.golden_records': ('profiles.html#golden_records', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles.merge_profiles': ('profiles.html#merge_profiles', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles.name_key': ('profiles.html#name_key', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles.pairwise_scores': ('profiles.html#pairwise_scores', 'loyalty_lab/profiles.py'),

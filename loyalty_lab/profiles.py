@@ -12,9 +12,9 @@ from scipy.sparse.csgraph import connected_components
 from .core import LoyaltyLabError
 
 # %% auto #0
-__all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'name_key', 'email_key',
-           'phone_e164', 'standardise', 'deterministic_links', 'cluster_records', 'pairwise_scores',
-           'probabilistic_links', 'merge_profiles']
+__all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY',
+           'SURVIVORSHIP', 'name_key', 'email_key', 'phone_e164', 'standardise', 'deterministic_links',
+           'cluster_records', 'pairwise_scores', 'probabilistic_links', 'merge_profiles', 'golden_records']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -170,7 +170,7 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
                      cl.ExactMatch("email_key"), cl.ExactMatch("phone_e164"), cl.ExactMatch("postcode_key"),
                      cl.ExactMatch("city_key").configure(term_frequency_adjustments=True)],
         blocking_rules_to_generate_predictions=[
-            block_on("phone_e164"), block_on("email_key"), block_on("first_key", "last_key"),
+            block_on("phone_e164"), block_on("email_key"), block_on("first_key", "last_key", "city_key"),
             block_on("first_key", "birth_date"), block_on("last_key", "birth_date")],
         retain_intermediate_calculation_columns=False)
     linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), settings, log_level=logging.WARNING)
@@ -204,3 +204,39 @@ def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold:
              "unreadable_phones": int(std.phone_unreadable.sum()),
              "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict()}
     return clusters, stats
+
+# %% ../notebooks/08_profiles.ipynb #1a29e238
+SOURCE_PRIORITY = ("crm", "pos", "app", "web")
+SURVIVORSHIP = {"first_name": "most_frequent", "last_name": "most_frequent", "birth_date": "most_frequent",
+                "gender": "most_frequent", "email": "most_recent", "phone": "most_recent", "address": "most_recent",
+                "city": "most_recent", "postcode": "most_recent", "country": "most_recent",
+                "consent_email": "most_recent", "consent_sms": "most_recent", "consent_push": "most_recent",
+                "loyalty_card_number": "source_priority"}
+_RULES = ("most_frequent", "most_recent", "source_priority")
+
+def golden_records(profiles: ibis.Table, clusters: pd.DataFrame, rules: dict[str, str] | None = None,
+                   source_priority: tuple[str, ...] = SOURCE_PRIORITY) -> pd.DataFrame:
+    "One row per cluster: the surviving value of each attribute and `<attribute>_source`, the record it came from."
+    rules = {**SURVIVORSHIP, **(rules or {})}
+    bad = {a: r for a, r in rules.items() if r not in _RULES or a not in profiles.columns}
+    if bad:
+        raise LoyaltyLabError(f"survivorship rules {bad}: attributes must be profile columns and rules one of "
+                              f"{', '.join(_RULES)}")
+    p = profiles.mutate(record_id=profiles.source_system.concat(":", profiles.source_customer_id))
+    p = p.inner_join(ibis.memtable(clusters[["record_id", "cluster"]]), "record_id")
+    priority = ibis.cases(*[(p.source_system == s, i) for i, s in enumerate(source_priority)], else_=len(source_priority))
+    p = p.mutate(_priority=priority)
+    out = p.select("cluster").distinct()
+    for attr, rule in rules.items():
+        value = p[attr].cast("string").strip().nullif("") if p[attr].type().is_string() else p[attr]
+        c = p.mutate(_value=value).filter(lambda t: t._value.notnull())
+        c = c.mutate(_freq=c.record_id.count().over(group_by=[c.cluster, c._value]))
+        order = {"most_frequent": [ibis.desc(c._freq), c._priority, ibis.desc(c.signup_date)],
+                 "most_recent": [ibis.desc(c.signup_date), c._priority],
+                 "source_priority": [c._priority, ibis.desc(c.signup_date)]}[rule] + [c.record_id]
+        best = c.mutate(_rank=ibis.row_number().over(group_by=c.cluster, order_by=order)).filter(lambda t: t._rank == 0)
+        best = best.select(_c=best.cluster, **{attr: best[attr], f"{attr}_source": best.record_id})
+        out = out.left_join(best, out.cluster == best._c).drop("_c")
+    members = p.group_by("cluster").aggregate(records=p.count(), systems=p.source_system.nunique(),
+                                              first_signup=p.signup_date.min())
+    return out.inner_join(members, "cluster").order_by("cluster").to_pandas()

@@ -99,3 +99,22 @@ def test_match_threshold_must_be_a_probability():
     from loyalty_lab.profiles import probabilistic_links
     with pytest.raises(LoyaltyLabError, match="match threshold 1.5: must be between 0 and 1"):
         probabilistic_links(pd.DataFrame(), threshold=1.5)
+
+
+def test_golden_record_survivorship_and_lineage():
+    from loyalty_lab.profiles import golden_records
+    rows = [dict(person("web", "W1", "Jelena", "Petrović", email="old@mts.rs", phone="0641111111"), signup_date="2023-01-01"),
+            dict(person("pos", "P1", "Jelena", "Petrovic", email="new@mts.rs", card="7700000001"), signup_date="2024-03-01"),
+            dict(person("crm", "C1", "Jeca", "Petrović", email=None, phone=" "), signup_date="2023-06-01")]
+    t = profiles(rows)
+    clusters = pd.DataFrame({"record_id": ["web:W1", "pos:P1", "crm:C1"], "cluster": "c1"})
+    g = golden_records(t, clusters).iloc[0]
+    assert (g.first_name, g.first_name_source) == ("Jelena", "pos:P1")  # 2 of 3 agree; tie on value → POS over web
+    assert (g.last_name, g.last_name_source) == ("Petrović", "crm:C1")  # 'Petrović' twice; CRM has priority
+    assert (g.email, g.email_source) == ("new@mts.rs", "pos:P1")  # most recent non-empty
+    assert (g.phone, g.phone_source) == ("0641111111", "web:W1")  # the blank CRM phone does not survive
+    assert (g.loyalty_card_number, g.records, g.systems) == ("7700000001", 3, 3)
+    g2 = golden_records(t, clusters, rules={"first_name": "source_priority"}).iloc[0]
+    assert (g2.first_name, g2.first_name_source) == ("Jeca", "crm:C1")
+    with pytest.raises(LoyaltyLabError, match="survivorship rules .*'email': 'newest'"):
+        golden_records(t, clusters, rules={"email": "newest"})
