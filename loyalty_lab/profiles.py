@@ -193,10 +193,10 @@ def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold:
         columns={"record_id": "a", "cluster": "b"})[["a", "b"]]
     clusters = cluster_records(std.record_id.sort_values(), pd.concat([det_edges, pairs[["a", "b"]]]))
     clusters = clusters.merge(deterministic[["record_id", "linked_by"]], on="record_id")
-    in_pairs = set(pairs.a) | set(pairs.b)
-    multi = clusters.cluster.duplicated(keep=False)
-    clusters["linked_by"] = clusters.linked_by.where(clusters.linked_by.notna() | ~clusters.record_id.isin(in_pairs) | ~multi,
-                                                     "probabilistic")
+    # a record in a shared cluster that no hard identifier linked was linked by the Splink pass
+    by_splink = clusters.linked_by.isna() & clusters.record_id.isin(set(pairs.a) | set(pairs.b)) \
+        & clusters.cluster.duplicated(keep=False)
+    clusters.loc[by_splink, "linked_by"] = "probabilistic"
     sizes = clusters.cluster.value_counts()
     stats = {"records": len(clusters), "customers": int(sizes.size), "deterministic_links": len(det_edges),
              "probabilistic_pairs": len(pairs), "blocked_values": len(blocked),

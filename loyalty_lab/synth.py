@@ -338,8 +338,12 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     first = [pools[loc][sx][int(v * len(pools[loc][sx]))] for loc, sx, v in zip(locale, sex, V[:, 0])]
     last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 1])]
     new_last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 2])]
-    email = [f"{_email_user(f, l)}{int(v * 100)}@{_PROVIDERS[int(w * 5)]}" for f, l, v, w in zip(first, last, V[:, 3], V[:, 4])]
-    phone = [f"6{d}" for d in np.char.zfill((V[:, 5] * 1e8).astype(np.int64).astype(str), 8)]
+    # a mailbox and a phone number belong to one person: the user name carries a number no one else has
+    # (a scrambled person index), and numbers come from a bijection of the index onto 8-digit numbers
+    tag = (np.arange(n, dtype=np.int64) * 7_919 + int(V[0, 3] * 1e7)) % 10_000_000  # unique for n ≤ 10 million
+    email = [f"{_email_user(f, l)}{t}@{_PROVIDERS[int(w * 5)]}" for f, l, t, w in zip(first, last, tag, V[:, 4])]
+    number = (np.arange(n, dtype=np.int64) * 48_271 + int(V[0, 5] * 1e8)) % 100_000_000  # 48,271 is coprime to 10⁸
+    phone = [f"6{d}" for d in np.char.zfill(number.astype(str), 8)]
     end = np.datetime64(pd.Timestamp(cfg.end).date())
     birth = np.datetime_as_string(end - (people.age.to_numpy() * 365.25 + V[:, 6] * 365).astype("timedelta64[D]"))
     street = np.array(STREETS)[(V[:, 7] * len(STREETS)).astype(int)]

@@ -169,3 +169,12 @@ def test_cli(tmp_path):
                                    "email", "phone", "birth_date"} <= set(people.columns)
     bad = subprocess.run([CLI, "synth", "--customers", "0", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "customers = 0" in bad.stderr
+
+
+def test_a_mailbox_and_a_phone_number_belong_to_one_person(big):
+    people = big.truth["people"]
+    assert people.email.is_unique and people.phone.is_unique
+    profiles = big.table("profiles").merge(big.truth["profiles"], on=["source_system", "source_customer_id"])
+    digits = profiles.phone.astype(str).str.replace(r"\D", "", regex=True).str[-9:]
+    shared = profiles.assign(d=digits)[digits.str.len() == 9].groupby("d").person_id.nunique()
+    assert shared.max() == 1
