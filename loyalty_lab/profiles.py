@@ -153,18 +153,23 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted_pairs, "true_pairs": true_pairs}
 
 # %% ../notebooks/08_profiles.ipynb #4dfc4d83
-import logging
+import logging, warnings
 
 _SPLINK_COLUMNS = ["record_id", "first_key", "last_key", "birth_date", "email_key", "phone_e164", "postcode_key", "city_key"]
 
 def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42) -> pd.DataFrame:
     "Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`."
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink.internals.exceptions import EMTrainingException
     import splink.comparison_library as cl
     if not 0 < threshold < 1:
         raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
+    # the prior comes from the exact rules; with nothing shared to learn it from (a small or brand-new
+    # source) assume about one match in the data
+    shared = any(std[c].dropna().duplicated().any() for c in ("phone_e164", "email_key"))
+    prior = {} if shared else {"probability_two_random_records_match": 1 / max(len(std) * (len(std) - 1) / 2, 1)}
     settings = SettingsCreator(
-        link_type="dedupe_only", unique_id_column_name="record_id",
+        link_type="dedupe_only", unique_id_column_name="record_id", **prior,
         comparisons=[cl.ForenameSurnameComparison("first_key", "last_key"),
                      cl.DateOfBirthComparison("birth_date", input_is_string=False),
                      cl.ExactMatch("email_key"), cl.ExactMatch("phone_e164"), cl.ExactMatch("postcode_key"),
@@ -175,16 +180,30 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
         retain_intermediate_calculation_columns=False)
     linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), settings, log_level=logging.WARNING)
     training = linker.training
-    training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
+    if shared:
+        training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
     training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
-    training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
-    training.estimate_parameters_using_expectation_maximisation(block_on("phone_e164"))
+    skipped = []
+    for column in ("birth_date", "phone_e164"):
+        try:
+            training.estimate_parameters_using_expectation_maximisation(block_on(column))
+        except EMTrainingException:  # small or sparse data: no pairs agree on this column
+            skipped.append(column)
+    if skipped:
+        warnings.warn(f"profiles: no record pairs share {' or '.join(skipped)}, so EM could not train on them; "
+                      "m probabilities keep Splink's defaults there (fine for small data, check it on large)",
+                      stacklevel=2)
     pairs = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
-    return pairs.rename(columns={"record_id_l": "a", "record_id_r": "b"})[["a", "b", "match_probability", "match_weight"]]
+    pairs = pairs.rename(columns={"record_id_l": "a", "record_id_r": "b"})[["a", "b", "match_probability", "match_weight"]]
+    pairs.attrs["em_blocks_skipped"] = skipped
+    return pairs
 
 def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold: float = 0.95,
-                   seed: int = 42) -> tuple[pd.DataFrame, dict]:
-    "Standardise, link deterministically and probabilistically, cluster: (record_id → cluster, run statistics)."
+                   seed: int = 42, max_cluster_size: int = 20) -> tuple[pd.DataFrame, dict]:
+    """Standardise, link deterministically and probabilistically, cluster: (record_id → cluster, run statistics).
+
+    Clusters larger than `max_cluster_size` are reported in `stats["oversized_clusters"]` with a warning: a
+    person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
     std_expr = standardise(profiles, default_country)
     deterministic, blocked = deterministic_links(std_expr)
     std = std_expr.to_pandas()
@@ -199,10 +218,16 @@ def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold:
     clusters.loc[by_splink, "linked_by"] = "probabilistic"
     sizes = clusters.cluster.value_counts()
     stats = {"records": len(clusters), "customers": int(sizes.size), "deterministic_links": len(det_edges),
-             "probabilistic_pairs": len(pairs), "blocked_values": len(blocked),
+             "probabilistic_pairs": len(pairs), "em_blocks_skipped": pairs.attrs["em_blocks_skipped"],
+             "blocked_values": len(blocked),
              "records_without_identifier": int(std.no_identifier.sum()),
              "unreadable_phones": int(std.phone_unreadable.sum()),
-             "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict()}
+             "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict(),
+             "oversized_clusters": sizes[sizes > max_cluster_size].to_dict()}
+    if stats["oversized_clusters"]:
+        warnings.warn(f"profiles: {len(stats['oversized_clusters'])} cluster(s) larger than max_cluster_size = "
+                      f"{max_cluster_size}: {dict(list(stats['oversized_clusters'].items())[:5])}; inspect their "
+                      "links, raise the match threshold or block the shared value", stacklevel=2)
     return clusters, stats
 
 # %% ../notebooks/08_profiles.ipynb #1a29e238

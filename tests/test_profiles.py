@@ -118,3 +118,20 @@ def test_golden_record_survivorship_and_lineage():
     assert (g2.first_name, g2.first_name_source) == ("Jeca", "crm:C1")
     with pytest.raises(LoyaltyLabError, match="survivorship rules .*'email': 'newest'"):
         golden_records(t, clusters, rules={"email": "newest"})
+
+
+def test_oversized_clusters_are_reported():
+    from loyalty_lab.profiles import merge_profiles
+    # six people share one card number typed in by a cashier: the card links them all
+    rows = [person("pos", f"P{i}", name, "Kostić", phone=f"06{i}5556667", card="7700000099")
+            for i, name in enumerate(["Ana", "Ana", "Ana", "Ana", "Ana", "Ana"])]
+    rows += [person("web", f"W{i}", f"Osoba{i}", "Nikolić", phone=f"069{i}123456", email=f"o{i}@mts.rs") for i in range(30)]
+    with pytest.warns(UserWarning) as caught:
+        clusters, stats = merge_profiles(profiles(rows), max_cluster_size=5)
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert any("1 cluster(s) larger than max_cluster_size = 5: {'pos:P0': 6}" in m for m in messages)
+    assert stats["oversized_clusters"] == {"pos:P0": 6}
+    # no birth dates and no shared phones: EM skips both blocks, says so, and the merge still completes
+    assert stats["em_blocks_skipped"] == ["birth_date", "phone_e164"]
+    assert any("no record pairs share birth_date or phone_e164" in m for m in messages)
+    assert clusters.cluster.nunique() == 31
