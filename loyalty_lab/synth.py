@@ -575,7 +575,7 @@ def _times_between(rng, person: np.ndarray, rate_per_day: np.ndarray, t0: np.nda
 _EVENT_CHANNELS = ("email", "web", "app", "store")
 _EVENTS = ("email_sent", "email_open", "email_click", "web_visit", "cart_add", "cart_abandon", "app_session", "store_visit")
 
-def _interactions(people, profiles, profile_truth, order_person, order_day, order_channel, cfg, rng) -> dict:
+def _interactions(people, profiles, first_profile, order_person, order_day, order_channel, cfg, rng) -> dict:
     "Interaction events as arrays of codes: person, day, profile index, channel, event, campaign and category (-1: none)."
     start = pd.Timestamp(cfg.start)
     window_days = cfg.window_days
@@ -583,7 +583,6 @@ def _interactions(people, profiles, profile_truth, order_person, order_day, orde
     acquired = people.acquired_day.to_numpy()
     active_until = np.where(np.isnan(people.dropout_day.to_numpy()), window_days, people.dropout_day.to_numpy())
     engagement = people.engagement.to_numpy()
-    first_profile = _first_profile_per_system(profile_truth, n)
     events = []  # (person, day, channel code, event code, profile index, campaign code)
     ch, ev = _EVENT_CHANNELS.index, _EVENTS.index
 
@@ -651,10 +650,10 @@ def _first_profile_per_system(profile_truth: pd.DataFrame, n: int) -> dict[str, 
         out[system] = prof
     return out
 
-def _ledger(people, profile_truth, order_person, order_ts, order_net, order_multiplier, cfg, rng) -> pd.DataFrame:
+def _ledger(people, profile_truth, first_profile, order_person, order_ts, order_net, order_multiplier, cfg, rng) -> pd.DataFrame:
     "Points earned per order, redemptions and tier changes, for people with a loyalty card."
     n = len(people)
-    card = _first_profile_per_system(profile_truth, n)["pos"]
+    card = first_profile["pos"]
     o = np.flatnonzero(card[order_person] >= 0)
     o = o[np.lexsort((order_ts[o], order_person[o]))]
     person = order_person[o]
@@ -708,6 +707,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
     start = np.datetime64(pd.Timestamp(cfg.start).to_datetime64(), "s")
     people = _people(cfg, rng)
     profiles, profile_truth, identity = _profiles(people, cfg, rng)
+    first_profile = _first_profile_per_system(profile_truth, len(people))  # used by interactions, ledger, offers
     o_person, o_day, dropout_day = _purchases(people, cfg, rng)
     people["dropout_day"] = dropout_day
     offers = _offers(people, dropout_day, cfg, rng)
@@ -722,14 +722,14 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
         _orders_and_lines(people, profile_truth, person, day, kind, cfg, rng)
     order_day = (order_ts - start) / np.timedelta64(1, "D")  # the orders' actual times, for their traces
     interactions = _interaction_table(
-        _interactions(people, profiles, profile_truth, person, order_day, order_channel, cfg, rng), profile_truth, start)
-    ledger = _ledger(people, profile_truth, person, order_ts, order_net, order_multiplier, cfg, rng)
+        _interactions(people, profiles, first_profile, person, order_day, order_channel, cfg, rng), profile_truth, start)
+    ledger = _ledger(people, profile_truth, first_profile, person, order_ts, order_net, order_multiplier, cfg, rng)
     del order_day, order_channel, order_net, order_multiplier
 
     redemption_order = np.empty(len(chrono), np.int64)
     redemption_order[chrono] = np.arange(len(chrono))  # position after sorting of each pre-sort order
     red_pos = redemption_order[len(o_person):]
-    offer_profile = _offer_profiles(profile_truth, len(people), offers.person.to_numpy())
+    offer_profile = _offer_profiles(first_profile, offers.person.to_numpy())
     tables = {
         "profiles": pa.Table.from_pandas(profiles, preserve_index=False),
         "order_lines": lines,
@@ -784,9 +784,8 @@ def _interaction_table(events: dict, profile_truth: pd.DataFrame, start: np.date
 def _timestamps(start: np.datetime64, days: np.ndarray) -> np.ndarray:
     return start + (np.asarray(days) * 86400).astype(np.int64).astype("timedelta64[s]")
 
-def _offer_profiles(profile_truth: pd.DataFrame, n_people: int, person: np.ndarray) -> np.ndarray:
+def _offer_profiles(first: dict[str, np.ndarray], person: np.ndarray) -> np.ndarray:
     "The profile an offer goes to: the person's first app, web or CRM profile, else their POS card."
-    first = _first_profile_per_system(profile_truth, n_people)
     target = first["pos"]
     for system in ("crm", "web", "app"):  # later systems win
         target = np.where(first[system] >= 0, first[system], target)
