@@ -204,9 +204,8 @@ def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold:
 
     Clusters larger than `max_cluster_size` are reported in `stats["oversized_clusters"]` with a warning: a
     person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
-    std_expr = standardise(profiles, default_country)
-    deterministic, blocked = deterministic_links(std_expr)
-    std = std_expr.to_pandas()
+    std = standardise(profiles, default_country).to_pandas()  # computed once, used by both passes
+    deterministic, blocked = deterministic_links(ibis.memtable(std))
     pairs = probabilistic_links(std, threshold, seed)
     det_edges = deterministic[deterministic.record_id != deterministic.cluster].rename(
         columns={"record_id": "a", "cluster": "b"})[["a", "b"]]
