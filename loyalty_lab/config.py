@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from .core import LoyaltyLabError
-from .contract import CONTRACT
+from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
 __all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'Settings',
@@ -48,11 +48,14 @@ _EXPECTED = {
     "encoding": "a text encoding Python knows, e.g. utf-8 or cp1250",
     "as_of": "an ISO date or timestamp, e.g. 2024-06-30, or empty for 'now'",
     "int_or_auto": "an integer or 'auto'",
+    "list": "a comma-separated list, e.g. crm, pos",
 }
 
 def _expected(o: Option) -> str:
     if o.kind == "choice":
         return "one of " + ", ".join(o.choices)
+    if o.kind == "list" and o.choices:
+        return "a comma-separated list of " + ", ".join(o.choices)
     bounds = [f">= {o.minimum:g}" if o.minimum is not None else "", f"<= {o.maximum:g}" if o.maximum is not None else ""]
     bounds = " and ".join(b for b in bounds if b)
     return _EXPECTED[o.kind] + (f" ({bounds})" if bounds else "")
@@ -100,6 +103,24 @@ OPTIONS: tuple[Option, ...] = (
     Option("report", "include_pii", "bool", False, "Show names, e-mails and phones in reports and exports"),
     Option("report", "n_clusters", "int_or_auto", "auto", "Number of behavioural clusters, or auto"),
     Option("report", "kernel", "str", "loyalty-lab", "Jupyter kernel that papermill runs reports with"),
+    # profile merging (loyalty_lab.profiles)
+    Option("profiles", "match_threshold", "float", 0.95,
+           "Splink match probability at or above which two profiles are the same customer", minimum=0.5, maximum=0.9999),
+    Option("profiles", "max_cluster_size", "int", 20, "Alert when a customer gathers more profiles than this", minimum=2),
+    Option("profiles", "source_priority", "list", "crm, pos, app, web",
+           "Most trusted source system first (survivorship 'source_priority' and ties)", choices=SOURCE_SYSTEMS),
+    Option("profiles", "duplicate_free_sources", "list", "",
+           "Source systems known to hold each person once: two of their records never share a customer",
+           choices=SOURCE_SYSTEMS),
+    Option("profiles", "pair_decisions", "path", None,
+           "CSV of analyst decisions (record_a, record_b, decision = never|always, reason); empty for none"),
+    Option("profiles", "survivorship", "str", "",
+           "Per-attribute survivorship overrides, e.g. 'email = most_frequent, phone = source_priority'"),
+    Option("profiles", "max_first_names", "int", 3,
+           "A shared e-mail/phone/card seen with more first names than this is a household or junk value", minimum=1),
+    Option("profiles", "max_records", "int", 12, "… or with more records than this", minimum=2),
+    Option("privacy", "pseudonym_salt", "str", "loyalty-lab",
+           "Secret mixed into pseudonymous customer keys of exports; set your own and keep it private"),
 )
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -126,6 +147,12 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         return text
     if text == "" and o.kind in ("path", "str"):
         return None if o.kind == "path" else ""
+    if o.kind == "list":
+        items = [str(i).strip() for i in (text.split(",") if isinstance(text, str) else text or ())]
+        items = tuple(i for i in items if i)
+        if o.choices and any(i not in o.choices for i in items):
+            raise _BadValue
+        return items
     if o.kind == "int" or (o.kind == "int_or_auto" and str(text).lower() != "auto"):
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
             raise _BadValue

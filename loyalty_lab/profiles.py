@@ -13,8 +13,10 @@ from .core import LoyaltyLabError
 
 # %% auto #0
 __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY',
-           'SURVIVORSHIP', 'name_key', 'email_key', 'phone_e164', 'standardise', 'deterministic_links',
-           'cluster_records', 'pairwise_scores', 'probabilistic_links', 'merge_profiles', 'golden_records']
+           'SURVIVORSHIP', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164', 'standardise',
+           'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores', 'probabilistic_links',
+           'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
+           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -37,11 +39,20 @@ def _replace_all(value, pairs):
         value = value.replace(old, new)
     return value
 
+@ibis.udf.scalar.builtin
+def nfc_normalize(value: str) -> str:
+    "DuckDB's Unicode NFC normalisation (composed characters, so é typed two ways compares equal)."
+
+@ibis.udf.scalar.builtin
+def strip_accents(value: str) -> str:
+    "DuckDB's removal of accents and other combining marks, in any script."
+
 def name_key(name):
     "Match key of a name (Ibis string expression): script-, diacritic- and romanisation-independent."
-    v = name.strip().lower()
+    v = nfc_normalize(name.strip()).lower()
     v = _replace_all(v, _CYRILLIC_MULTI).translate(*_CYRILLIC_1TO1)
     v = _replace_all(v, _LATIN_MULTI).translate(*_LATIN_1TO1)
+    v = strip_accents(v)  # what the table above does not cover: Greek tonos, Vietnamese, stacked marks …
     v = _replace_all(v, _ROMAN)
     v = _replace_all(v, _PERSIAN)
     v = v.re_replace(r"[^\p{L} ]", "").re_replace(r"\s+", " ").strip()
@@ -93,17 +104,26 @@ def standardise(profiles: ibis.Table, default_country: str = "RS") -> ibis.Table
     return p.select(
         record_id=p.source_system.concat(":", p.source_customer_id), source_system=p.source_system,
         source_customer_id=p.source_customer_id, first_key=first, last_key=last, email_key=email,
-        phone_e164=phone, card_key=card, birth_date=p.birth_date,
+        phone_e164=phone, card_key=card, birth_date=_as_date(p.birth_date),
         postcode_key=p.postcode.upper().re_replace(r"\s+", "").nullif(""), city_key=name_key(p.city),
         signup_date=p.signup_date,
         phone_unreadable=p.phone.strip().nullif("").notnull() & phone.isnull(),
+        other_script=_other_script(first) | _other_script(last),
         no_identifier=~usable)
+
+def _as_date(value):
+    "A birth date column as a date (text in ISO form is parsed; anything unreadable becomes NULL)."
+    return value.cast("date") if not value.type().is_string() else value.strip().nullif("").try_cast("date")
+
+def _other_script(key):
+    "A name key with letters of a script the lab does not transliterate (Greek, Han …): matched as written."
+    return key.re_search(r"[^a-z \p{Arabic}]").fill_null(False)
 
 # %% ../notebooks/08_profiles.ipynb #c1a234fb
 HARD_IDENTIFIERS = ("card_key", "email_key", "phone_e164")
 
-def deterministic_links(std: ibis.Table, max_first_names: int = 3, max_records: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Clusters from shared hard identifiers: (record_id → cluster, links by identifier), and the blocked values."
+def deterministic_edges(std: ibis.Table, max_first_names: int = 3, max_records: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Edges (a, b, identifier) between records sharing a hard identifier, and the blocked values."
     edges, blocked = [], []
     for key in HARD_IDENTIFIERS:
         k = std.filter(std[key].notnull())
@@ -115,10 +135,14 @@ def deterministic_links(std: ibis.Table, max_first_names: int = 3, max_records: 
         good = shared.filter((shared.first_names <= max_first_names) & (shared.records <= max_records))
         e = k.inner_join(good, k[key] == good.value).select(a=k.record_id, b=good.anchor, identifier=ibis.literal(key))
         edges.append(e.filter(e.a != e.b).to_pandas())
-    records = std.select("record_id").order_by("record_id").to_pandas().record_id
-    edges = pd.concat(edges, ignore_index=True)
-    clusters = cluster_records(records, edges[["a", "b"]])
     blocked = pd.concat(blocked, ignore_index=True)[["identifier", "value", "records", "first_names"]]
+    return pd.concat(edges, ignore_index=True), blocked
+
+def deterministic_links(std: ibis.Table, max_first_names: int = 3, max_records: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Clusters from shared hard identifiers: (record_id → cluster, links by identifier), and the blocked values."
+    edges, blocked = deterministic_edges(std, max_first_names, max_records)
+    records = std.select("record_id").order_by("record_id").to_pandas().record_id
+    clusters = cluster_records(records, edges[["a", "b"]])
     return clusters.assign(linked_by=_first_identifier(clusters.record_id, edges)), blocked
 
 def cluster_records(records: pd.Series, edges: pd.DataFrame) -> pd.DataFrame:
@@ -153,22 +177,16 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted_pairs, "true_pairs": true_pairs}
 
 # %% ../notebooks/08_profiles.ipynb #4dfc4d83
-import logging, warnings
+import json, logging, warnings
 
 _SPLINK_COLUMNS = ["record_id", "first_key", "last_key", "birth_date", "email_key", "phone_e164", "postcode_key", "city_key"]
+_TF_COLUMNS = ("first_key", "last_key", "city_key")  # the comparisons with term-frequency adjustments
+_PAIR_COLUMNS = ["a", "b", "match_probability", "match_weight"]
 
-def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42) -> pd.DataFrame:
-    "Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`."
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-    from splink.internals.exceptions import EMTrainingException
+def _splink_settings(threshold: float, prior: dict):
+    from splink import SettingsCreator, block_on
     import splink.comparison_library as cl
-    if not 0 < threshold < 1:
-        raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
-    # the prior comes from the exact rules; with nothing shared to learn it from (a small or brand-new
-    # source) assume about one match in the data
-    shared = any(std[c].dropna().duplicated().any() for c in ("phone_e164", "email_key"))
-    prior = {} if shared else {"probability_two_random_records_match": 1 / max(len(std) * (len(std) - 1) / 2, 1)}
-    settings = SettingsCreator(
+    return SettingsCreator(
         link_type="dedupe_only", unique_id_column_name="record_id", **prior,
         comparisons=[cl.ForenameSurnameComparison("first_key", "last_key"),
                      cl.DateOfBirthComparison("birth_date", input_is_string=False),
@@ -178,7 +196,26 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
             block_on("phone_e164"), block_on("email_key"), block_on("first_key", "last_key", "city_key"),
             block_on("first_key", "birth_date"), block_on("last_key", "birth_date")],
         retain_intermediate_calculation_columns=False)
-    linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), settings, log_level=logging.WARNING)
+
+def _pairs_frame(predictions) -> pd.DataFrame:
+    pairs = predictions.as_pandas_dataframe().rename(columns={"record_id_l": "a", "record_id_r": "b"})
+    return pairs[_PAIR_COLUMNS]
+
+def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42) -> pd.DataFrame:
+    """Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`.
+
+    The trained model (Splink's settings dictionary) is in `pairs.attrs["model"]`, for incremental runs
+    and explanations."""
+    from splink import DuckDBAPI, Linker, block_on
+    from splink.internals.exceptions import EMTrainingException
+    if not 0 < threshold < 1:
+        raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
+    # the prior comes from the exact rules; with nothing shared to learn it from (a small or brand-new
+    # source) assume about one match in the data
+    shared = any(std[c].dropna().duplicated().any() for c in ("phone_e164", "email_key"))
+    prior = {} if shared else {"probability_two_random_records_match": 1 / max(len(std) * (len(std) - 1) / 2, 1)}
+    linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), _splink_settings(threshold, prior),
+                    log_level=logging.ERROR)  # Splink's per-level training notes would flood notebooks and reports
     training = linker.training
     if shared:
         training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
@@ -193,43 +230,229 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
         warnings.warn(f"profiles: no record pairs share {' or '.join(skipped)}, so EM could not train on them; "
                       "m probabilities keep Splink's defaults there (fine for small data, check it on large)",
                       stacklevel=2)
-    pairs = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
-    pairs = pairs.rename(columns={"record_id_l": "a", "record_id_r": "b"})[["a", "b", "match_probability", "match_weight"]]
+    pairs = _pairs_frame(linker.inference.predict(threshold_match_probability=threshold))
     pairs.attrs["em_blocks_skipped"] = skipped
+    pairs.attrs["model"] = linker.misc.save_model_to_json()
     return pairs
 
-def merge_profiles(profiles: ibis.Table, default_country: str = "RS", threshold: float = 0.95,
-                   seed: int = 42, max_cluster_size: int = 20) -> tuple[pd.DataFrame, dict]:
-    """Standardise, link deterministically and probabilistically, cluster: (record_id → cluster, run statistics).
+def _register_term_frequencies(linker, db, population: pd.DataFrame):
+    "Give `linker` the term frequencies of the whole `population` (Splink would otherwise count only its input)."
+    for c in _TF_COLUMNS:
+        tf = population[c].value_counts(normalize=True).rename(f"tf_{c}").rename_axis(c).reset_index()
+        linker.table_management.register_term_frequency_lookup(db.register(tf, table_name=f"tf_lookup_{c}"), c)
 
-    Clusters larger than `max_cluster_size` are reported in `stats["oversized_clusters"]` with a warning: a
-    person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
-    std = standardise(profiles, default_country).to_pandas()  # computed once, used by both passes
-    deterministic, blocked = deterministic_links(ibis.memtable(std))
-    pairs = probabilistic_links(std, threshold, seed)
-    det_edges = deterministic[deterministic.record_id != deterministic.cluster].rename(
-        columns={"record_id": "a", "cluster": "b"})[["a", "b"]]
-    clusters = cluster_records(std.record_id.sort_values(), pd.concat([det_edges, pairs[["a", "b"]]]))
-    clusters = clusters.merge(deterministic[["record_id", "linked_by"]], on="record_id")
-    # a record in a shared cluster that no hard identifier linked was linked by the Splink pass
-    by_splink = clusters.linked_by.isna() & clusters.record_id.isin(set(pairs.a) | set(pairs.b)) \
-        & clusters.cluster.duplicated(keep=False)
-    clusters.loc[by_splink, "linked_by"] = "probabilistic"
+def score_new_records(std: pd.DataFrame, new_ids, model: dict, threshold: float) -> pd.DataFrame:
+    """Score only what is new: new records against existing ones (Splink `predict_between`) and against
+    each other (`predict_within`), with the trained `model`; pairs at or above `threshold`."""
+    from splink import DuckDBAPI, Linker
+    is_new = std.record_id.isin(set(new_ids))
+    frame = std[_SPLINK_COLUMNS]
+    db = DuckDBAPI()
+    existing, new = db.register(frame[~is_new], table_name="existing_records"), db.register(frame[is_new], table_name="new_records")
+    linker = Linker(new, model, log_level=logging.ERROR)  # the model is all it needs; predictions name their inputs
+    _register_term_frequencies(linker, db, std)
+    found = [linker.inference.predict_within(new, threshold_match_probability=threshold, warning_mode="never")]
+    if (~is_new).any():
+        found.append(linker.inference.predict_between(existing, new, threshold_match_probability=threshold,
+                                                      warning_mode="never"))
+    return pd.concat([_pairs_frame(f) for f in found], ignore_index=True)
+
+# %% ../notebooks/08_profiles.ipynb #eba7cae8
+_DECISIONS = ("never", "always")
+_IDENTIFIER_WEIGHT = {"always": np.inf, "card_key": 1e6, "email_key": 1e6 - 1, "phone_e164": 1e6 - 2}
+
+def read_pair_decisions(path, record_ids: pd.Series | None = None) -> pd.DataFrame:
+    "The analyst's never/always pairs from a CSV (record_a, record_b, decision, reason), checked."
+    where = f"pair decisions {path}"
+    try:
+        d = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise LoyaltyLabError(f"{where}: file not found; fix [profiles] pair_decisions or leave it empty") from None
+    missing = [c for c in ("record_a", "record_b", "decision") if c not in d.columns]
+    if missing:
+        raise LoyaltyLabError(f"{where}: missing column(s) {', '.join(missing)}; the file needs record_a, record_b, "
+                              f"decision (never|always) and optionally reason; it has {', '.join(d.columns)}")
+    d = d.assign(decision=d.decision.str.strip().str.lower(), reason=d.get("reason", ""))
+    bad = d[~d.decision.isin(_DECISIONS)]
+    if len(bad):
+        raise LoyaltyLabError(f"{where}: decision must be never or always; lines {(bad.index + 2).tolist()[:5]} "
+                              f"say {bad.decision.unique().tolist()[:5]}")
+    if record_ids is not None:
+        known = set(record_ids)
+        unknown = sorted({r for r in pd.concat([d.record_a, d.record_b]) if r not in known})
+        if unknown:
+            raise LoyaltyLabError(f"{where}: unknown record id(s) {unknown[:5]} (ids are source_system:source_customer_id, "
+                                  "e.g. pos:77001); fix or remove those lines")
+    pair = d.apply(lambda r: tuple(sorted((r.record_a, r.record_b))), axis=1)
+    both = d.assign(pair=pair).groupby("pair").decision.nunique()
+    if (both > 1).any():
+        raise LoyaltyLabError(f"{where}: pairs marked both never and always: {both[both > 1].index.tolist()[:5]}")
+    return d[["record_a", "record_b", "decision", "reason"]].reset_index(drop=True)
+
+def guarded_clusters(records: pd.Series, edges: pd.DataFrame, decisions: pd.DataFrame | None = None,
+                     duplicate_free_sources=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clusters of `records` from `edges` (a, b, kind, match_weight) under the guards: (record_id → cluster, skipped links).
+
+    Components that hold a `never` pair or two records of a duplicate-free source are re-built strongest link
+    first; the links that would break a rule are skipped and returned with the rule they broke."""
+    decisions = decisions if decisions is not None else pd.DataFrame(columns=["record_a", "record_b", "decision"])
+    always = decisions[decisions.decision == "always"]
+    never = decisions[decisions.decision == "never"]
+    edges = pd.concat([edges, pd.DataFrame({"a": always.record_a, "b": always.record_b, "kind": "always"})],
+                      ignore_index=True)
+    clusters = cluster_records(records, edges)
+    skipped = pd.DataFrame(columns=["a", "b", "kind", "match_weight", "rule"])
+    cluster_of = clusters.set_index("record_id").cluster
+    tagged = clusters.assign(source=clusters.record_id.str.split(":", n=1).str[0])
+    free = tagged[tagged.source.isin(list(duplicate_free_sources))]
+    broken = set(free[free.duplicated(["cluster", "source"])].cluster)
+    broken |= set(cluster_of.reindex(never.record_a).to_numpy()[
+        cluster_of.reindex(never.record_a).to_numpy() == cluster_of.reindex(never.record_b).to_numpy()])
+    if not broken:
+        return clusters, skipped
+    members = clusters[clusters.cluster.isin(broken)].record_id
+    inner = edges[edges.a.map(cluster_of).isin(broken)].copy()
+    inner["strength"] = inner.kind.map(_IDENTIFIER_WEIGHT).fillna(inner.match_weight)
+    rebuilt, skipped = _rebuild_with_rules(members, inner.sort_values("strength", ascending=False, kind="stable"),
+                                           never, set(duplicate_free_sources))
+    clusters = clusters.set_index("record_id")
+    clusters.loc[rebuilt.record_id, "cluster"] = rebuilt.cluster.to_numpy()
+    return clusters.reset_index(), skipped
+
+def _rebuild_with_rules(members: pd.Series, edges: pd.DataFrame, never: pd.DataFrame, free: set) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Union-find over `edges` (strongest first) that refuses unions breaking a never pair or a duplicate-free source."
+    parent = {r: r for r in members}
+    group = {r: {r} for r in members}
+    partners: dict[str, set] = {}
+    for a, b in zip(never.record_a, never.record_b):
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    sources = {r: ({r.split(":", 1)[0]} & free) for r in members}
+    forbidden = {r: set(partners.get(r, ())) for r in members}
+
+    def root(r):
+        while parent[r] != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+    skipped = []
+    for e in edges.itertuples(index=False):
+        ra, rb = root(e.a), root(e.b)
+        if ra == rb:
+            continue
+        rule = ("never pair" if forbidden[ra] & group[rb] else
+                "duplicate-free source " + ", ".join(sorted(sources[ra] & sources[rb])) if sources[ra] & sources[rb] else None)
+        if rule and e.kind != "always":
+            skipped.append((e.a, e.b, e.kind, getattr(e, "match_weight", np.nan), rule))
+            continue
+        if rule:  # an analyst's 'always' that contradicts their own 'never' or a duplicate-free source
+            raise LoyaltyLabError(f"pair decisions: always-link {e.a} – {e.b} would join records that must stay "
+                                  f"apart ({rule}); remove one of the decisions")
+        if len(group[ra]) < len(group[rb]):
+            ra, rb = rb, ra
+        parent[rb] = ra
+        group[ra] |= group.pop(rb)
+        sources[ra] |= sources.pop(rb)
+        forbidden[ra] |= forbidden.pop(rb)
+    rebuilt = pd.DataFrame({"record_id": list(members)})
+    rebuilt["cluster"] = rebuilt.record_id.map(lambda r: min(group[root(r)]))
+    return rebuilt, pd.DataFrame(skipped, columns=["a", "b", "kind", "match_weight", "rule"])
+
+# %% ../notebooks/08_profiles.ipynb #c5c65523
+from dataclasses import dataclass, field
+
+@dataclass(frozen=True)
+class MergeOptions:
+    "How profiles are merged (defaults = the built-in settings)."
+    default_country: str = "RS"
+    threshold: float = 0.95
+    max_cluster_size: int = 20
+    source_priority: tuple[str, ...] = ("crm", "pos", "app", "web")
+    duplicate_free_sources: tuple[str, ...] = ()
+    pair_decisions: object = None  # path of the CSV, or None
+    survivorship: dict = field(default_factory=dict)
+    max_first_names: int = 3
+    max_records: int = 12
+    seed: int = 42
+
+    @classmethod
+    def from_settings(cls, s) -> "MergeOptions":
+        p = s.profiles
+        return cls(default_country=s.locale.default_country, threshold=p.match_threshold,
+                   max_cluster_size=p.max_cluster_size, source_priority=tuple(p.source_priority),
+                   duplicate_free_sources=tuple(p.duplicate_free_sources), pair_decisions=p.pair_decisions,
+                   survivorship=parse_survivorship(p.survivorship), max_first_names=p.max_first_names,
+                   max_records=p.max_records, seed=s.run.seed)
+
+def parse_survivorship(text: str) -> dict[str, str]:
+    "'email = most_frequent, phone = source_priority' → {'email': 'most_frequent', 'phone': 'source_priority'}."
+    rules = {}
+    for item in filter(None, (i.strip() for i in (text or "").split(","))):
+        attr, sep, rule = (x.strip() for x in item.partition("="))
+        if not sep or attr not in SURVIVORSHIP or rule not in _RULES:
+            raise LoyaltyLabError(f"[profiles] survivorship: {item!r} is not 'attribute = rule'; attributes are "
+                                  f"{', '.join(SURVIVORSHIP)}, rules {', '.join(_RULES)}")
+        rules[attr] = rule
+    return rules
+
+# %% ../notebooks/08_profiles.ipynb #b5d71bd9
+def _decisions(std: pd.DataFrame, options: MergeOptions) -> pd.DataFrame | None:
+    return read_pair_decisions(options.pair_decisions, std.record_id) if options.pair_decisions else None
+
+def _combine(std: pd.DataFrame, det_edges: pd.DataFrame, pairs: pd.DataFrame, decisions, options: MergeOptions):
+    "Clusters under the guards from deterministic edges and Splink pairs: (clusters, links, skipped links)."
+    links = pd.concat([det_edges.rename(columns={"identifier": "kind"}).assign(match_probability=np.nan, match_weight=np.nan),
+                       pairs.assign(kind="probabilistic")], ignore_index=True)[["a", "b", "kind", "match_probability", "match_weight"]]
+    clusters, skipped = guarded_clusters(std.record_id.sort_values(), links, decisions, options.duplicate_free_sources)
+    if decisions is not None:
+        always = decisions[decisions.decision == "always"]
+        links = pd.concat([links, pd.DataFrame({"a": always.record_a, "b": always.record_b, "kind": "always"})],
+                          ignore_index=True)
+    # how each record joined its customer: the strongest kind of link touching it (None: a singleton)
+    strength = {"always": 0, "card_key": 1, "email_key": 2, "phone_e164": 3, "probabilistic": 4}
+    ends = pd.concat([links[["a", "kind"]].rename(columns={"a": "record_id"}),
+                      links[["b", "kind"]].rename(columns={"b": "record_id"})])
+    ends = ends.assign(rank=ends.kind.map(strength)).sort_values("rank").drop_duplicates("record_id")
+    clusters["linked_by"] = clusters.record_id.map(ends.set_index("record_id").kind)
+    clusters.loc[~clusters.cluster.duplicated(keep=False), "linked_by"] = None
+    return clusters, links, skipped
+
+def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame, blocked: pd.DataFrame,
+                 skipped: pd.DataFrame, options: MergeOptions, em_blocks_skipped=()) -> dict:
     sizes = clusters.cluster.value_counts()
-    stats = {"records": len(clusters), "customers": int(sizes.size), "deterministic_links": len(det_edges),
-             "probabilistic_pairs": len(pairs), "em_blocks_skipped": pairs.attrs["em_blocks_skipped"],
-             "blocked_values": len(blocked),
+    stats = {"records": len(clusters), "customers": int(sizes.size),
+             "deterministic_links": int((~links.kind.isin(["probabilistic", "always"])).sum()),
+             "probabilistic_pairs": int((links.kind == "probabilistic").sum()),
+             "always_pairs": int((links.kind == "always").sum()),
+             "links_skipped_by_guards": len(skipped), "em_blocks_skipped": list(em_blocks_skipped),
+             "blocked_values": len(blocked), "records_by_link": clusters.linked_by.fillna("single").value_counts().to_dict(),
              "records_without_identifier": int(std.no_identifier.sum()),
              "unreadable_phones": int(std.phone_unreadable.sum()),
+             "names_in_other_scripts": int(std.other_script.sum()),
              "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict(),
-             "oversized_clusters": sizes[sizes > max_cluster_size].to_dict()}
+             "oversized_clusters": sizes[sizes > options.max_cluster_size].to_dict()}
     if stats["oversized_clusters"]:
         warnings.warn(f"profiles: {len(stats['oversized_clusters'])} cluster(s) larger than max_cluster_size = "
-                      f"{max_cluster_size}: {dict(list(stats['oversized_clusters'].items())[:5])}; inspect their "
-                      "links, raise the match threshold or block the shared value", stacklevel=2)
+                      f"{options.max_cluster_size}: {dict(list(stats['oversized_clusters'].items())[:5])}; inspect their "
+                      "links, raise the match threshold or block the shared value", stacklevel=3)
+    return stats
+
+def merge_profiles(profiles: ibis.Table, options: MergeOptions | None = None) -> tuple[pd.DataFrame, dict]:
+    """Standardise, link deterministically and probabilistically, cluster under the guards:
+    (record_id → cluster with `linked_by`, run statistics).
+
+    Clusters larger than `options.max_cluster_size` are reported in `stats["oversized_clusters"]` with a
+    warning: a person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
+    options = options or MergeOptions()
+    std = standardise(profiles, options.default_country).to_pandas()  # computed once, used by both passes
+    decisions = _decisions(std, options)  # checked before the heavy work
+    det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
+    pairs = probabilistic_links(std, options.threshold, options.seed)
+    clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
+    stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"])
     return clusters, stats
 
-# %% ../notebooks/08_profiles.ipynb #1a29e238
+# %% ../notebooks/08_profiles.ipynb #48d25063
 SOURCE_PRIORITY = ("crm", "pos", "app", "web")
 SURVIVORSHIP = {"first_name": "most_frequent", "last_name": "most_frequent", "birth_date": "most_frequent",
                 "gender": "most_frequent", "email": "most_recent", "phone": "most_recent", "address": "most_recent",
@@ -264,3 +487,190 @@ def golden_records(profiles: ibis.Table, clusters: pd.DataFrame, rules: dict[str
     members = p.group_by("cluster").aggregate(records=p.count(), systems=p.source_system.nunique(),
                                               first_signup=p.signup_date.min())
     return out.inner_join(members, "cluster").order_by("cluster").to_pandas()
+
+# %% ../notebooks/08_profiles.ipynb #90a376c1
+import datetime as dt
+import uuid
+
+_KEY_COLUMNS = ["first_key", "last_key", "email_key", "phone_e164", "card_key", "birth_date", "postcode_key", "city_key"]
+_LINK_STRENGTH_ORDER = ("always", "card_key", "email_key", "phone_e164", "probabilistic")
+
+def _format_id(numbers) -> list[str]:
+    return [f"C{n:08d}" for n in numbers]
+
+def assign_customer_ids(clusters: pd.DataFrame, previous: pd.DataFrame, last_number: int) -> tuple[pd.Series, int]:
+    """customer_id for each cluster of `clusters` (record_id, cluster), inheriting from `previous` (record_id,
+    customer_id): each cluster takes the earlier id it shares most records with, each earlier id goes to one
+    cluster; the rest get new ids after `last_number`. Returns (cluster → customer_id, new last number)."""
+    shared = clusters[["record_id", "cluster"]].merge(previous[["record_id", "customer_id"]], on="record_id")
+    overlap = shared.groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
+    overlap = overlap.sort_values(["n", "customer_id", "cluster"], ascending=[False, True, True])
+    inherited: dict = {}
+    used: set = set()
+    for cluster, customer_id in zip(overlap.cluster, overlap.customer_id):
+        if cluster not in inherited and customer_id not in used:
+            inherited[cluster] = customer_id
+            used.add(customer_id)
+    labels = pd.Index(clusters.cluster.unique()).sort_values()
+    fresh = labels[~labels.isin(list(inherited))]
+    ids = pd.Series(_format_id(range(last_number + 1, last_number + 1 + len(fresh))), index=fresh)
+    return pd.concat([pd.Series(inherited, dtype=object), ids]).rename("customer_id"), last_number + len(fresh)
+
+def id_changes(crosswalk: pd.DataFrame, previous: pd.DataFrame, links: pd.DataFrame, touched: set) -> pd.DataFrame:
+    """Merges and splits between the `previous` and the new `crosswalk` (both record_id → customer_id), with why:
+    the kinds of links that join the earlier customers, or what happened to the records of a split one."""
+    both = crosswalk[["record_id", "customer_id"]].merge(previous[["record_id", "customer_id"]], on="record_id",
+                                                         how="outer", suffixes=("", "_before"))
+    rows = []
+    merged = both.dropna().groupby("customer_id").customer_id_before.unique()
+    now = crosswalk.set_index("record_id").customer_id
+    before = previous.set_index("record_id").customer_id
+    for cid, olds in merged[merged.map(len) > 1].items():
+        inside = links[(links.a.map(now) == cid) & (links.b.map(now) == cid)]
+        crossing = inside[(inside.a.map(before) != inside.b.map(before))]
+        kinds = sorted(set(crossing.kind), key=_LINK_STRENGTH_ORDER.index)
+        rows.append(("merge", cid, ", ".join(sorted(set(olds) - {cid})), int((now == cid).sum()),
+                     "linked by " + (", ".join(kinds) if kinds else "records new in this run")))
+    split = both.dropna(subset=["customer_id_before"]).groupby("customer_id_before").customer_id.unique()
+    for old, news in split.items():
+        news = [n for n in news if isinstance(n, str)]
+        members = before[before == old].index
+        gone = [r for r in members if r not in now.index]
+        if len(news) > 1 or (gone and news):
+            changed = [r for r in members if r in touched]
+            why = (f"{len(gone)} record(s) removed from the sources" if gone else
+                   f"records changed: {', '.join(changed[:3])}" if changed else
+                   "links no longer found (a value became blocked, a guard, or the threshold)")
+            rows.append(("split", old, ", ".join(sorted(set(news) - {old})), len(members), why))
+        elif not news:
+            rows.append(("retired", old, "", len(members), "all its records were removed from the sources"))
+    return pd.DataFrame(rows, columns=["event", "customer_id", "related_ids", "records", "reason"])
+
+# %% ../notebooks/08_profiles.ipynb #ff1747da
+_MERGE_TABLES_SQL = {
+    "customer_id_audit": "run_id VARCHAR, run_at TIMESTAMPTZ, event VARCHAR, customer_id VARCHAR, related_ids VARCHAR, "
+                         "records INTEGER, reason VARCHAR",
+    "merge_runs": "run_id VARCHAR, run_at TIMESTAMPTZ, mode VARCHAR, records INTEGER, new_records INTEGER, "
+                  "changed_records INTEGER, removed_records INTEGER, customers INTEGER, new_customers INTEGER, "
+                  "merges INTEGER, splits INTEGER, last_customer_number BIGINT, stats VARCHAR",
+    "profile_model": "run_id VARCHAR, run_at TIMESTAMPTZ, model VARCHAR",
+}
+
+@dataclass
+class MergeRun:
+    "What one `resolve_customers` run did."
+    run_id: str
+    mode: str
+    stats: dict
+    changes: pd.DataFrame
+
+    def summary(self) -> str:
+        s = self.stats
+        return (f"profiles merged ({self.mode}): {s['records']:,} records → {s['customers']:,} customers; "
+                f"{s['new_records']:,} new, {s['changed_records']:,} changed, {s['removed_records']:,} removed records; "
+                f"{s['merges']} merges, {s['splits']} splits of earlier ids; largest customer {s['largest_cluster']} records")
+
+def _previous_state(con) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict | None, int]:
+    "Stored keys, crosswalk, links, model and last customer number (empty on the first run)."
+    tables = set(con.list_tables())
+    read = lambda t: con.table(t).to_pandas() if t in tables else pd.DataFrame()
+    model, last = None, 0
+    if "profile_model" in tables:
+        m = con.table("profile_model").to_pandas()
+        model = json.loads(m.model.iloc[0]) if len(m) else None
+    if "merge_runs" in tables:
+        runs = con.table("merge_runs").to_pandas()
+        last = int(runs.last_customer_number.max()) if len(runs) else 0
+    return read("profile_keys"), read("crosswalk"), read("profile_links"), model, last
+
+def _changed_records(std: pd.DataFrame, stored: pd.DataFrame) -> tuple[set, set]:
+    "Record ids new or with changed match keys, and record ids that disappeared."
+    if stored.empty:
+        return set(std.record_id), set()
+    cols = ["record_id"] + _KEY_COLUMNS
+    as_text = lambda f: f[cols].astype("string").fillna("\x00")  # NULL compares equal to NULL
+    joined = as_text(std).merge(as_text(stored), on="record_id", how="left", suffixes=("", "_old"))
+    differs = np.logical_or.reduce([(joined[c] != joined[f"{c}_old"].fillna("\x01")).to_numpy(bool)
+                                    for c in _KEY_COLUMNS])
+    return set(joined.record_id[differs]), set(stored.record_id) - set(std.record_id)
+
+def resolve_customers(warehouse=None, settings=None, *, full: bool = False, options: MergeOptions | None = None) -> MergeRun:
+    """Merge the warehouse's profiles into customers with stable ids, and keep crosswalk, golden records,
+    links, model and audit in the warehouse (all in one transaction). Incremental unless `full` or first run."""
+    from loyalty_lab.config import load_settings
+    from loyalty_lab.warehouse import Warehouse
+    s = settings if settings is not None or options is not None else load_settings()
+    options = options or MergeOptions.from_settings(s)
+    wh = warehouse or Warehouse.open(s)
+    try:
+        return _resolve(wh, options, full)
+    finally:
+        if warehouse is None:
+            wh.close()
+
+def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
+    con = wh.con
+    profiles = wh.table("profiles")
+    std = standardise(profiles, options.default_country).order_by("record_id").to_pandas()
+    if std.empty:
+        raise LoyaltyLabError("warehouse has no profiles to merge; load them first (`loyalty-lab ingest`)")
+    stored_keys, previous, stored_links, model, last_number = _previous_state(con)
+    touched, removed = _changed_records(std, stored_keys)
+    mode = "full" if full or model is None or previous.empty else "incremental"
+    decisions = _decisions(std, options)
+    det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
+    em_skipped: list = []
+    if mode == "full":
+        pairs = probabilistic_links(std, options.threshold, options.seed)
+        model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
+    else:
+        kept = stored_links[(stored_links.kind == "probabilistic") & ~stored_links.a.isin(touched | removed)
+                            & ~stored_links.b.isin(touched | removed)]
+        fresh = score_new_records(std, touched, model, options.threshold) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
+        pairs = pd.concat([kept[_PAIR_COLUMNS], fresh], ignore_index=True)
+    clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
+    ids, last_number = assign_customer_ids(clusters, previous if len(previous) else
+                                           pd.DataFrame(columns=["record_id", "customer_id"]), last_number)
+    crosswalk = clusters.assign(customer_id=clusters.cluster.map(ids)).merge(
+        std[["record_id", "source_system", "source_customer_id"]], on="record_id")
+    crosswalk = crosswalk[["record_id", "source_system", "source_customer_id", "customer_id", "linked_by"]]
+    changes = id_changes(crosswalk, previous, links, touched) if len(previous) else \
+        pd.DataFrame(columns=["event", "customer_id", "related_ids", "records", "reason"])
+    golden = golden_records(profiles, crosswalk.rename(columns={"customer_id": "cluster"}), options.survivorship,
+                            options.source_priority).rename(columns={"cluster": "customer_id"})
+    stats = _merge_stats(std, clusters, links, blocked, skipped, options, em_skipped)
+    sizes = crosswalk.customer_id.value_counts()
+    stats.update(mode=mode, new_records=len(touched - set(stored_keys.get("record_id", ()))),
+                 changed_records=len(touched & set(stored_keys.get("record_id", ()))), removed_records=len(removed),
+                 new_customers=int((~crosswalk.customer_id.isin(set(previous.get("customer_id", ())))).groupby(
+                     crosswalk.customer_id).first().sum()),
+                 merges=int((changes.event == "merge").sum()), splits=int((changes.event == "split").sum()),
+                 largest_customers=sizes.head(5).to_dict(), oversized_clusters={
+                     ids[c]: n for c, n in stats["oversized_clusters"].items()}, blocked=blocked.head(20).to_dict("records"))
+    run_id = uuid.uuid4().hex[:12]
+    at = pd.Timestamp.now(tz="UTC")
+    _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number)
+    return MergeRun(run_id, mode, stats, changes)
+
+def _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number):
+    "Replace the merge's tables and append its audit and run log, in one transaction."
+    raw = wh.con.con
+    for name, columns in _MERGE_TABLES_SQL.items():
+        raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    frames = {"profile_keys": std, "crosswalk": crosswalk, "golden_records": golden,
+              "profile_links": links.assign(run_id=run_id)}
+    audit = changes.assign(run_id=run_id, run_at=at)[["run_id", "run_at", "event", "customer_id", "related_ids", "records", "reason"]]
+    with wh._transaction() as sql:
+        for name, frame in frames.items():
+            raw.register("_merge_frame", frame)
+            sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _merge_frame")
+            raw.unregister("_merge_frame")
+        sql("DELETE FROM profile_model")
+        sql("INSERT INTO profile_model VALUES (?, ?, ?)", [run_id, at, json.dumps(model)])
+        raw.register("_merge_audit", audit)
+        sql("INSERT INTO customer_id_audit BY NAME SELECT * FROM _merge_audit")
+        raw.unregister("_merge_audit")
+        sql("INSERT INTO merge_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, at, mode, stats["records"], stats["new_records"], stats["changed_records"],
+             stats["removed_records"], stats["customers"], stats["new_customers"], stats["merges"], stats["splits"],
+             last_number, json.dumps(stats, default=str)])

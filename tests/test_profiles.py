@@ -81,11 +81,11 @@ def test_deterministic_pass_on_a_generated_programme():
 
 def test_both_passes_reach_the_accuracy_floor_on_a_generated_programme():
     from loyalty_lab import generate
-    from loyalty_lab.profiles import merge_profiles
+    from loyalty_lab.profiles import MergeOptions, merge_profiles
     prog = generate(customers=5000, seed=77)
     raw = prog.table("profiles").replace("", None)
     raw["birth_date"] = pd.to_datetime(raw.birth_date)
-    clusters, stats = merge_profiles(ibis.memtable(raw), "RS", threshold=0.95)
+    clusters, stats = merge_profiles(ibis.memtable(raw), MergeOptions(threshold=0.95))
     truth = prog.truth["profiles"].assign(record_id=lambda t: t.source_system + ":" + t.source_customer_id)
     scored = clusters.merge(truth[["record_id", "person_id"]], on="record_id", validate="one_to_one")
     s = pairwise_scores(scored.cluster, scored.person_id)
@@ -121,13 +121,13 @@ def test_golden_record_survivorship_and_lineage():
 
 
 def test_oversized_clusters_are_reported():
-    from loyalty_lab.profiles import merge_profiles
+    from loyalty_lab.profiles import MergeOptions, merge_profiles
     # six people share one card number typed in by a cashier: the card links them all
     rows = [person("pos", f"P{i}", name, "Kostić", phone=f"06{i}5556667", card="7700000099")
             for i, name in enumerate(["Ana", "Ana", "Ana", "Ana", "Ana", "Ana"])]
     rows += [person("web", f"W{i}", f"Osoba{i}", "Nikolić", phone=f"069{i}123456", email=f"o{i}@mts.rs") for i in range(30)]
     with pytest.warns(UserWarning) as caught:
-        clusters, stats = merge_profiles(profiles(rows), max_cluster_size=5)
+        clusters, stats = merge_profiles(profiles(rows), MergeOptions(max_cluster_size=5))
     messages = [str(w.message) for w in caught if w.category is UserWarning]
     assert any("1 cluster(s) larger than max_cluster_size = 5: {'pos:P0': 6}" in m for m in messages)
     assert stats["oversized_clusters"] == {"pos:P0": 6}

@@ -19,7 +19,7 @@ import ibis, pandas as pd
 from loyalty_lab.profiles import merge_profiles, pairwise_scores
 raw = pd.read_parquet({profiles!r})
 t = time.perf_counter()
-clusters, stats = merge_profiles(ibis.memtable(raw), "RS")
+clusters, stats = merge_profiles(ibis.memtable(raw))
 seconds = time.perf_counter() - t
 truth = pd.read_parquet({truth!r})
 truth["record_id"] = truth.source_system + ":" + truth.source_customer_id
