@@ -16,7 +16,8 @@ __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', '
            'SURVIVORSHIP', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164', 'standardise',
            'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores', 'probabilistic_links',
            'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
-           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers']
+           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
+           'Explanation', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -674,3 +675,108 @@ def _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, m
             [run_id, at, mode, stats["records"], stats["new_records"], stats["changed_records"],
              stats["removed_records"], stats["customers"], stats["new_customers"], stats["merges"], stats["splits"],
              last_number, json.dumps(stats, default=str)])
+
+# %% ../notebooks/08_profiles.ipynb #f6132db0
+@dataclass
+class Explanation:
+    "Why a customer's records belong together."
+    customer_id: str
+    records: pd.DataFrame  # the member source profiles, with how each was linked
+    links: pd.DataFrame  # stored links between members
+    contributions: pd.DataFrame  # per member pair and comparison: level and match-weight contribution
+    prior_weight: float
+
+    def pair_weights(self) -> pd.DataFrame:
+        "Final match weight and probability of every member pair under the model."
+        w = self.contributions.groupby(["a", "b"]).match_weight.sum() + self.prior_weight
+        return pd.DataFrame({"match_weight": w, "match_probability": 1 / (1 + 2 ** -w)}).reset_index()
+
+    def waterfall(self, a: str | None = None, b: str | None = None):
+        "Waterfall chart of one pair (default: the member pair with the highest weight)."
+        import matplotlib.pyplot as plt
+        if self.contributions.empty:
+            raise LoyaltyLabError(f"{self.customer_id} has a single record: there is no pair to explain")
+        if a is None or b is None:
+            best = self.pair_weights().sort_values("match_weight", ascending=False).iloc[0]
+            a, b = best.a, best.b
+        a, b = sorted((a, b))
+        parts = self.contributions[(self.contributions.a == a) & (self.contributions.b == b)]
+        if parts.empty:
+            raise LoyaltyLabError(f"{a} and {b} are not both records of {self.customer_id}; its records are "
+                                  + ", ".join(self.records.record_id))
+        steps = [("prior", "", self.prior_weight)] + list(zip(parts.comparison, parts.level, parts.match_weight))
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(steps) + 1.2))
+        total = 0.0
+        for i, (name, level, w) in enumerate(steps):
+            ax.barh(i, w, left=total, color="#2b8a3e" if w >= 0 else "#c92a2a")
+            ax.text(max(total, total + w) + 0.3, i, f"{w:+.1f}  {level}", va="center", fontsize=8)
+            total += w
+        ax.barh(len(steps), total, color="#1c7ed6")
+        ax.text(max(total, 0) + 0.3, len(steps), f"{total:.1f}  (p = {1 / (1 + 2 ** -total):.4f})", va="center", fontsize=8)
+        ax.set_yticks(range(len(steps) + 1), [s[0] for s in steps] + ["match weight"])
+        ax.invert_yaxis()
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_xlabel("match weight (log2 Bayes factor)")
+        ax.set_title(f"{self.customer_id}: {a} vs {b}")
+        fig.tight_layout()
+        return fig
+
+def _level_contributions(model: dict, members: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
+    "Splink's comparison levels and their match-weight contributions for every pair of `members`."
+    from splink import DuckDBAPI, Linker
+    columns = ["a", "b", "comparison", "level", "match_weight"]
+    if len(members) < 2:
+        return pd.DataFrame(columns=columns)
+    db = DuckDBAPI()
+    left = db.register(members[_SPLINK_COLUMNS], table_name="members_l")
+    right = db.register(members[_SPLINK_COLUMNS], table_name="members_r")
+    linker = Linker(left, {**model, "retain_intermediate_calculation_columns": True}, log_level=logging.ERROR)
+    _register_term_frequencies(linker, db, population)
+    scored = linker.inference.score_pairs(left, right).as_pandas_dataframe()
+    scored = scored[scored.record_id_l < scored.record_id_r]
+    rows = []
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        levels = comparison["comparison_levels"]
+        other = [lvl for lvl in levels if not lvl.get("is_null_level")]
+        # Splink numbers levels from the last (0) up; the null level is -1
+        labels = {len(other) - 1 - k: lvl.get("label_for_charts", "") for k, lvl in enumerate(other)}
+        labels[-1] = next((lvl.get("label_for_charts", "") for lvl in levels if lvl.get("is_null_level")), "null")
+        weight = scored[f"mw_{name}"] + (scored[f"mw_tf_adj_{name}"] if f"mw_tf_adj_{name}" in scored else 0.0)
+        rows.append(pd.DataFrame({"a": scored.record_id_l, "b": scored.record_id_r, "comparison": name,
+                                  "level": scored[f"gamma_{name}"].map(labels), "match_weight": weight}))
+    return pd.concat(rows, ignore_index=True)[columns]
+    return pd.DataFrame(rows, columns=columns)
+
+def explain(customer_id: str, warehouse=None, settings=None) -> Explanation:
+    "The member records of `customer_id`, the links between them and each pair's match-weight contributions."
+    from loyalty_lab.config import load_settings
+    from loyalty_lab.warehouse import Warehouse
+    wh = warehouse or Warehouse.open(settings or load_settings(), read_only=True)
+    try:
+        con = wh.con
+        if "crosswalk" not in con.list_tables():
+            raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`)")
+        x = con.table("crosswalk")
+        members = x.filter(x.customer_id == customer_id).to_pandas()
+        if members.empty:
+            near = x.filter(x.customer_id.startswith(customer_id[:5])).select("customer_id").distinct().limit(3).to_pandas()
+            raise LoyaltyLabError(f"no customer {customer_id!r}; customer ids look like "
+                                  + ", ".join(near.customer_id.tolist() or ["C00000001"]))
+        ids = members.record_id.tolist()
+        p = wh.table("profiles")
+        records = p.filter(p.source_system.concat(":", p.source_customer_id).isin(ids)).to_pandas()
+        records.insert(0, "record_id", records.source_system + ":" + records.source_customer_id)
+        records = records.merge(members[["record_id", "linked_by"]], on="record_id").drop(
+            columns=["_source", "_load_id", "_line"], errors="ignore")
+        links = con.table("profile_links")
+        links = links.filter(links.a.isin(ids) & links.b.isin(ids)).drop("run_id").to_pandas()
+        keys = con.table("profile_keys")
+        population = keys.select(*_TF_COLUMNS).to_pandas()
+        model = json.loads(con.table("profile_model").to_pandas().model.iloc[0])
+        contributions = _level_contributions(model, keys.filter(keys.record_id.isin(ids)).to_pandas(), population)
+        lam = model["probability_two_random_records_match"]
+        return Explanation(customer_id, records, links, contributions, float(np.log2(lam / (1 - lam))))
+    finally:
+        if warehouse is None:
+            wh.close()
