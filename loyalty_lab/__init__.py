@@ -15,7 +15,12 @@ from .config import Settings, load_settings
 from .warehouse import LoadReport, Warehouse, ingest_sources
 from .report import data_coverage, monthly_sales, run_report
 from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
+from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profiles, pairwise_scores,
+                                  resolve_customers, standardise)
+from .view360 import customer_360, forget
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
-           "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme"]
+           "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
+           "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
+           "resolve_customers", "standardise", "customer_360", "forget"]

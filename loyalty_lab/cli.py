@@ -5,6 +5,7 @@
 # %% ../notebooks/05_cli.ipynb #6dfcea75
 from __future__ import annotations
 import argparse, sys
+from pathlib import Path
 import pandas as pd
 from .core import LoyaltyLabError
 from .contract import describe_contract
@@ -12,6 +13,8 @@ from .config import load_settings
 from .warehouse import Warehouse, ingest_sources
 from .report import run_report
 from .synth import synth
+from .profiles import explain, resolve_customers
+from .view360 import customer_360, forget
 
 # %% auto #0
 __all__ = ['main']
@@ -36,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--as-of", help="analysis date, short for --set run.as_of=…")
     p = argparse.ArgumentParser(prog="loyalty-lab", description="Loyalty-programme analytics workbench.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="ingest the configured sources, then write the report")
+    run = sub.add_parser("run", parents=[common], help="ingest the sources, merge the profiles, write the report")
     ing = sub.add_parser("ingest", parents=[common], help="load the configured sources into the warehouse")
     ing.add_argument("--table", action="append", help="only this table (repeatable)")
     rep = sub.add_parser("report", parents=[common], help="write the HTML report from the warehouse")
@@ -45,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     drop = sub.add_parser("drop-source", parents=[common], help="remove one loaded source from the warehouse")
     drop.add_argument("--table", required=True, help="contract table, e.g. order_lines")
     drop.add_argument("--source", required=True, help="source name as `loyalty-lab ingest` printed it")
+    merge = sub.add_parser("merge", parents=[common], help="merge the profiles into customers (stable ids)")
+    merge.add_argument("--full", action="store_true", help="retrain the match model and rescore every pair")
+    why = sub.add_parser("explain", parents=[common], help="show why a customer's records were merged")
+    why.add_argument("customer_id")
+    why.add_argument("--chart", help="write the waterfall chart of the strongest pair to this PNG file")
+    fgt = sub.add_parser("forget", parents=[common], help="erase a customer and all their records and events")
+    fgt.add_argument("customer_id")
+    v360 = sub.add_parser("view360", parents=[common], help="write the 360° customer view (Parquet or CSV)")
+    v360.add_argument("--out", required=True, help="file to write: .parquet or .csv")
+    v360.add_argument("--include-pii", action="store_true", help="names and contacts with the real customer ids")
     sub.add_parser("config", parents=[common], help="show every setting and where its value came from")
     syn = sub.add_parser("synth", help="generate a synthetic loyalty programme with ground truth")
     syn.add_argument("--customers", type=int, default=2000, help="number of people (default 2000)")
@@ -57,6 +70,29 @@ def _parser() -> argparse.ArgumentParser:
     con = sub.add_parser("contract", help="show the canonical tables and columns")
     con.add_argument("--table", help="only this table")
     return p
+
+def _customer_command(args, settings) -> int:
+    if args.command == "explain":
+        why = explain(args.customer_id, settings=settings)
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
+            print(why.records.drop(columns=[c for c in why.records if c.startswith("consent")]).to_string(index=False))
+            print("\nlinks:\n" + why.links.to_string(index=False))
+            if not why.contributions.empty:
+                print("\nmember pairs under the model:\n" + why.pair_weights().to_string(index=False))
+        if args.chart:
+            why.waterfall().savefig(args.chart, dpi=120)
+            print(f"chart: {args.chart}")
+    elif args.command == "forget":
+        removed = forget(args.customer_id, settings=settings)
+        print(f"forgot {args.customer_id}: " + ", ".join(f"{t} {n:,}" for t, n in removed.items() if n))
+    else:
+        view = customer_360(settings=settings, include_pii=args.include_pii or None)
+        out = Path(args.out)
+        if out.suffix not in (".parquet", ".csv"):
+            raise LoyaltyLabError(f"--out {out}: write a .parquet or .csv file")
+        view.to_parquet(out, index=False) if out.suffix == ".parquet" else view.to_csv(out, index=False)
+        print(f"{len(view):,} customers as of {view.attrs['as_of']} → {out}")
+    return 0
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `loyalty-lab` command."
@@ -84,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "ingest"):
             for report in ingest_sources(settings, getattr(args, "table", None)):
                 print(report.summary())
+        if args.command in ("run", "merge"):
+            print(resolve_customers(settings=settings, full=getattr(args, "full", False)).summary())
+        if args.command in ("explain", "forget", "view360"):
+            return _customer_command(args, settings)
         if args.command in ("run", "report"):
             folder = run_report(settings, run_id=getattr(args, "run_id", None))
             print(f"report: {folder / 'segment_report.html'}")

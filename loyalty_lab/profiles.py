@@ -17,7 +17,7 @@ __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', '
            'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores', 'probabilistic_links',
            'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
            'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
-           'Explanation', 'explain']
+           'last_merge_run', 'Explanation', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -676,7 +676,17 @@ def _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, m
              stats["removed_records"], stats["customers"], stats["new_customers"], stats["merges"], stats["splits"],
              last_number, json.dumps(stats, default=str)])
 
-# %% ../notebooks/08_profiles.ipynb #f6132db0
+# %% ../notebooks/08_profiles.ipynb #6b67ce79
+def last_merge_run(warehouse) -> dict | None:
+    "Statistics of the latest `resolve_customers` run in `warehouse` (None if the profiles were never merged)."
+    if "merge_runs" not in warehouse.con.list_tables():
+        return None
+    runs = warehouse.con.table("merge_runs").order_by(ibis.desc("run_at")).limit(1).to_pandas()
+    if runs.empty:
+        return None
+    return {**json.loads(runs.stats.iloc[0]), "run_id": runs.run_id.iloc[0], "run_at": runs.run_at.iloc[0]}
+
+# %% ../notebooks/08_profiles.ipynb #0a668567
 @dataclass
 class Explanation:
     "Why a customer's records belong together."

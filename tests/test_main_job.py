@@ -42,11 +42,14 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "segment_report.html", "segment_report.ipynb"]
     html = (folder / "segment_report.html").read_text()
     assert "Data coverage" in html and "Sales by month" in html and f"{n_lines:,}" in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 1, "the sales chart must travel inside the file"
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2, "charts must travel inside the file"
+    assert "profiles merged (full): 3,914 records → 2,007 customers" in done.stdout
+    assert "Customers: merging the source profiles" in html
     assert "load_settings(" not in html  # code is hidden: marketing reads results, not Python
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00"
     assert metrics["order lines"] == n_lines and metrics["profiles"] == n_profiles
+    assert metrics["customers (merged profiles)"] == metrics["profile_merge"]["customers"] == 2007
     assert metrics["revenue"] == pytest.approx(sample_revenue(project), abs=0.01)
     executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
