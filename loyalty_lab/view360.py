@@ -150,7 +150,7 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
         view = view.relocate("customer_key")
     frame = view.order_by(view.columns[0]).to_pandas()
     frame.attrs["unattributed"] = unattributed
-    frame.attrs["as_of"] = when
+    frame.attrs["as_of"] = when.isoformat()  # attrs travel into Parquet metadata as JSON
     return frame
 
 # %% ../notebooks/09_view360.ipynb #d824c26c

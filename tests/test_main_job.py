@@ -124,3 +124,25 @@ def test_drop_source_command(project):
     assert done.returncode == 0 and done.stdout.strip() == f"offers: removed source data/sample/offers.csv ({n:,} rows)"
     again = cli("ingest", "--table", "offers", cwd=project)
     assert f"offers ← data/sample/offers.csv: loaded, {n:,} rows loaded" in again.stdout
+
+
+def test_merge_explain_view360_and_forget_commands(project, tmp_path):
+    assert cli("ingest", cwd=project).returncode == 0
+    merged = cli("merge", cwd=project)
+    assert merged.returncode == 0 and "3,914 records → 2,007 customers" in merged.stdout
+    again = cli("merge", cwd=project)
+    assert "profiles merged (incremental)" in again.stdout and "0 new, 0 changed, 0 removed" in again.stdout
+    out = tmp_path / "view.parquet"
+    shared = cli("view360", "--out", str(out), cwd=project)
+    assert shared.returncode == 0 and "2,007 customers as of 2024-06-30" in shared.stdout
+    view = pd.read_parquet(out)
+    assert "customer_key" in view and "email" not in view and view.orders.sum() > 0
+    profiles = pd.read_csv(project / "data" / "sample" / "profiles.csv", dtype=str)
+    assert not set(profiles.email.dropna()) & set(view.astype(str).stack())  # no sample e-mail anywhere
+    chart = tmp_path / "why.png"
+    why = cli("explain", "C00000008", "--chart", str(chart), cwd=project)
+    assert why.returncode == 0 and "links:" in why.stdout and chart.stat().st_size > 10_000
+    gone = cli("forget", "C00000008", cwd=project)
+    assert gone.returncode == 0 and gone.stdout.startswith("forgot C00000008: raw_profiles ")
+    missing = cli("explain", "C00000008", cwd=project)
+    assert missing.returncode == 2 and "no customer 'C00000008'" in missing.stderr
