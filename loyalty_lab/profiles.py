@@ -532,10 +532,13 @@ def id_changes(crosswalk: pd.DataFrame, previous: pd.DataFrame, links: pd.DataFr
         kinds = sorted(set(crossing.kind), key=_LINK_STRENGTH_ORDER.index)
         rows.append(("merge", cid, ", ".join(sorted(set(olds) - {cid})), int((now == cid).sum()),
                      "linked by " + (", ".join(kinds) if kinds else "records new in this run")))
-    split = both.dropna(subset=["customer_id_before"]).groupby("customer_id_before").customer_id.unique()
-    for old, news in split.items():
-        news = [n for n in news if isinstance(n, str)]
-        members = before[before == old].index
+    earlier = both.dropna(subset=["customer_id_before"])
+    by_old = earlier.groupby("customer_id_before")
+    changed_shape = (by_old.customer_id.nunique() > 1) | earlier.customer_id.isna().groupby(earlier.customer_id_before).any()
+    members_of = before.groupby(before).groups
+    for old in changed_shape.index[changed_shape]:  # only the earlier customers that were split or lost records
+        news = [n for n in earlier.customer_id[earlier.customer_id_before == old].unique() if isinstance(n, str)]
+        members = members_of[old]
         gone = [r for r in members if r not in now.index]
         if len(news) > 1 or (gone and news):
             changed = [r for r in members if r in touched]
