@@ -260,6 +260,7 @@ def score_new_records(std: pd.DataFrame, new_ids, model: dict, threshold: float)
 
 # %% ../notebooks/08_profiles.ipynb #eba7cae8
 _DECISIONS = ("never", "always")
+_LINK_STRENGTH_ORDER = ("always", "card_key", "email_key", "phone_e164", "probabilistic")  # strongest first
 _IDENTIFIER_WEIGHT = {"always": np.inf, "card_key": 1e6, "email_key": 1e6 - 1, "phone_e164": 1e6 - 2}
 
 def read_pair_decisions(path, record_ids: pd.Series | None = None) -> pd.DataFrame:
@@ -292,15 +293,13 @@ def read_pair_decisions(path, record_ids: pd.Series | None = None) -> pd.DataFra
 
 def guarded_clusters(records: pd.Series, edges: pd.DataFrame, decisions: pd.DataFrame | None = None,
                      duplicate_free_sources=()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clusters of `records` from `edges` (a, b, kind, match_weight) under the guards: (record_id → cluster, skipped links).
+    """Clusters of `records` from `edges` (a, b, kind, match_weight; analyst pairs as kind 'always') under the
+    guards: (record_id → cluster, skipped links).
 
-    Components that hold a `never` pair or two records of a duplicate-free source are re-built strongest link
-    first; the links that would break a rule are skipped and returned with the rule they broke."""
+    Components that hold a `never` pair of `decisions` or two records of a duplicate-free source are re-built
+    strongest link first; the links that would break a rule are skipped and returned with the rule they broke."""
     decisions = decisions if decisions is not None else pd.DataFrame(columns=["record_a", "record_b", "decision"])
-    always = decisions[decisions.decision == "always"]
     never = decisions[decisions.decision == "never"]
-    edges = pd.concat([edges, pd.DataFrame({"a": always.record_a, "b": always.record_b, "kind": "always"})],
-                      ignore_index=True)
     clusters = cluster_records(records, edges)
     skipped = pd.DataFrame(columns=["a", "b", "kind", "match_weight", "rule"])
     cluster_of = clusters.set_index("record_id").cluster
@@ -402,18 +401,16 @@ def _decisions(std: pd.DataFrame, options: MergeOptions) -> pd.DataFrame | None:
 
 def _combine(std: pd.DataFrame, det_edges: pd.DataFrame, pairs: pd.DataFrame, decisions, options: MergeOptions):
     "Clusters under the guards from deterministic edges and Splink pairs: (clusters, links, skipped links)."
+    always = decisions[decisions.decision == "always"] if decisions is not None else pd.DataFrame(columns=["record_a", "record_b"])
     links = pd.concat([det_edges.rename(columns={"identifier": "kind"}).assign(match_probability=np.nan, match_weight=np.nan),
-                       pairs.assign(kind="probabilistic")], ignore_index=True)[["a", "b", "kind", "match_probability", "match_weight"]]
+                       pairs.assign(kind="probabilistic"),
+                       pd.DataFrame({"a": always.record_a, "b": always.record_b, "kind": "always"})],
+                      ignore_index=True)[["a", "b", "kind", "match_probability", "match_weight"]]
     clusters, skipped = guarded_clusters(std.record_id.sort_values(), links, decisions, options.duplicate_free_sources)
-    if decisions is not None:
-        always = decisions[decisions.decision == "always"]
-        links = pd.concat([links, pd.DataFrame({"a": always.record_a, "b": always.record_b, "kind": "always"})],
-                          ignore_index=True)
     # how each record joined its customer: the strongest kind of link touching it (None: a singleton)
-    strength = {"always": 0, "card_key": 1, "email_key": 2, "phone_e164": 3, "probabilistic": 4}
     ends = pd.concat([links[["a", "kind"]].rename(columns={"a": "record_id"}),
                       links[["b", "kind"]].rename(columns={"b": "record_id"})])
-    ends = ends.assign(rank=ends.kind.map(strength)).sort_values("rank").drop_duplicates("record_id")
+    ends = ends.assign(rank=ends.kind.map(_LINK_STRENGTH_ORDER.index)).sort_values("rank").drop_duplicates("record_id")
     clusters["linked_by"] = clusters.record_id.map(ends.set_index("record_id").kind)
     clusters.loc[~clusters.cluster.duplicated(keep=False), "linked_by"] = None
     return clusters, links, skipped
@@ -494,7 +491,6 @@ import datetime as dt
 import uuid
 
 _KEY_COLUMNS = ["first_key", "last_key", "email_key", "phone_e164", "card_key", "birth_date", "postcode_key", "city_key"]
-_LINK_STRENGTH_ORDER = ("always", "card_key", "email_key", "phone_e164", "probabilistic")
 
 def _format_id(numbers) -> list[str]:
     return [f"C{n:08d}" for n in numbers]

@@ -181,18 +181,15 @@ def _forget(wh: Warehouse, customer_id: str) -> dict[str, int]:
     statements["rejects"] = ("DELETE FROM rejects WHERE (json_extract_string(record, '$.source_system'), "
                              "json_extract_string(record, '$.source_customer_id')) IN "
                              "(SELECT source_system, source_customer_id FROM _forget_records)")
-    for t in ("crosswalk", "profile_keys", "golden_records", "customer_360"):
-        if t in tables:
-            column = "record_id" if t == "profile_keys" else "customer_id"
-            statements[t] = (f"DELETE FROM {t} WHERE record_id IN (SELECT record_id FROM _forget_records)" if
-                             column == "record_id" else f"DELETE FROM {t} WHERE customer_id = '{customer_id}'")
-    if "profile_links" in tables:
-        statements["profile_links"] = ("DELETE FROM profile_links WHERE a IN (SELECT record_id FROM _forget_records) "
-                                       "OR b IN (SELECT record_id FROM _forget_records)")
+    of_records = "IN (SELECT record_id FROM _forget_records)"
+    own = {"crosswalk": f"record_id {of_records}", "profile_keys": f"record_id {of_records}",
+           "golden_records": "customer_id = $cid", "customer_360": "customer_id = $cid",
+           "profile_links": f"a {of_records} OR b {of_records}"}
+    statements.update({t: f"DELETE FROM {t} WHERE {where}" for t, where in own.items() if t in tables})
     try:
         with wh._transaction() as sql:
             for table, statement in statements.items():
-                removed[table] = int(sql(statement).fetchone()[0])
+                removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
             sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
                 ["forget", customer_id, len(records), "erasure request: " + ", ".join(
                     f"{t} {n}" for t, n in removed.items() if n)])
