@@ -24,7 +24,7 @@ class Option:
     "One setting: where it lives, its type and its built-in default."
     section: str
     key: str
-    kind: str  # str | int | float | bool | path | choice | timezone | currency | country | encoding | as_of | int_or_auto
+    kind: str  # str | int | float | bool | path | choice | timezone | currency | country | encoding | as_of | int_or_auto | list | memory
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -49,6 +49,7 @@ _EXPECTED = {
     "as_of": "an ISO date or timestamp, e.g. 2024-06-30, or empty for 'now'",
     "int_or_auto": "an integer or 'auto'",
     "list": "a comma-separated list, e.g. crm, pos",
+    "memory": "an amount of memory, e.g. 2GB or 512MB",
 }
 
 def _expected(o: Option) -> str:
@@ -79,6 +80,8 @@ OPTIONS: tuple[Option, ...] = (
            "How long to wait for another process to release the warehouse", minimum=0),
     Option("warehouse", "max_reject_rate", "float", 0.05,
            "Largest share of a file's rows that may be quarantined before the whole load fails", minimum=0, maximum=1),
+    Option("warehouse", "memory_limit", "memory", "2GB",
+           "Memory each DuckDB connection (the warehouse; Splink's scoring) may use before spilling to disk"),
     # locale
     Option("locale", "currency", "currency", "RSD", "Currency of all money amounts"),
     Option("locale", "timezone", "timezone", "Europe/Belgrade", "Time zone for timestamps written without an offset"),
@@ -197,6 +200,11 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         if not re.fullmatch(f"[A-Za-z]{{{n}}}", str(text)):
             raise _BadValue
         return str(text).upper()
+    elif o.kind == "memory":
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B)", str(text), re.IGNORECASE)
+        if not m:
+            raise _BadValue
+        return m.group(1) + m.group(2).upper().replace("IB", "iB")
     elif o.kind == "encoding":
         try:
             return codecs.lookup(str(text)).name

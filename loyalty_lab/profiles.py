@@ -178,7 +178,11 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted_pairs, "true_pairs": true_pairs}
 
 # %% ../notebooks/08_profiles.ipynb #4dfc4d83
-import json, logging, warnings
+import json, logging, tempfile, warnings
+from contextlib import contextmanager
+from .config import OPTION_BY_NAME
+
+_MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
 
 _SPLINK_COLUMNS = ["record_id", "first_key", "last_key", "birth_date", "email_key", "phone_e164", "postcode_key", "city_key"]
 _TF_COLUMNS = ("first_key", "last_key", "city_key")  # the comparisons with term-frequency adjustments
@@ -198,25 +202,55 @@ def _splink_settings(threshold: float, prior: dict):
             block_on("first_key", "birth_date"), block_on("last_key", "birth_date")],
         retain_intermediate_calculation_columns=False)
 
+@contextmanager
+def _splink_db(memory_limit: str = _MEMORY_LIMIT):
+    """A Splink DuckDB backend on a scratch connection that may use `memory_limit` before spilling to a
+    temporary folder, closed afterwards: DuckDB keeps its buffers until its connection closes."""
+    import duckdb
+    from splink import DuckDBAPI
+    with tempfile.TemporaryDirectory(prefix="loyalty-lab-splink-") as spill:
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            yield DuckDBAPI(connection=con)
+        finally:
+            con.close()
+
 def _pairs_frame(predictions) -> pd.DataFrame:
     pairs = predictions.as_pandas_dataframe().rename(columns={"record_id_l": "a", "record_id_r": "b"})
     return pairs[_PAIR_COLUMNS]
 
-def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42) -> pd.DataFrame:
+def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42,
+                        memory_limit: str = _MEMORY_LIMIT) -> pd.DataFrame:
     """Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`.
 
     The trained model (Splink's settings dictionary) is in `pairs.attrs["model"]`, for incremental runs
-    and explanations."""
-    from splink import DuckDBAPI, Linker, block_on
-    from splink.internals.exceptions import EMTrainingException
+    and explanations. Splink's DuckDB uses at most `memory_limit` and spills beyond it."""
+    from splink import Linker
     if not 0 < threshold < 1:
         raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
     # the prior comes from the exact rules; with nothing shared to learn it from (a small or brand-new
     # source) assume about one match in the data
     shared = any(std[c].dropna().duplicated().any() for c in ("phone_e164", "email_key"))
     prior = {} if shared else {"probability_two_random_records_match": 1 / max(len(std) * (len(std) - 1) / 2, 1)}
-    linker = Linker(DuckDBAPI().register(std[_SPLINK_COLUMNS]), _splink_settings(threshold, prior),
-                    log_level=logging.ERROR)  # Splink's per-level training notes would flood notebooks and reports
+    with _splink_db(memory_limit) as db:
+        linker = Linker(db.register(std[_SPLINK_COLUMNS]), _splink_settings(threshold, prior),
+                        log_level=logging.ERROR)  # Splink's per-level training notes would flood notebooks and reports
+        skipped = _train(linker, shared, seed)
+        pairs = _pairs_frame(linker.inference.predict(threshold_match_probability=threshold))
+        pairs.attrs["model"] = linker.misc.save_model_to_json()
+    if skipped:
+        warnings.warn(f"profiles: no record pairs share {' or '.join(skipped)}, so EM could not train on them; "
+                      "m probabilities keep Splink's defaults there (fine for small data, check it on large)",
+                      stacklevel=2)
+    pairs.attrs["em_blocks_skipped"] = skipped
+    return pairs
+
+def _train(linker, shared: bool, seed: int) -> list[str]:
+    "λ from the exact rules, u by random sampling, m by EM; the EM blocks skipped for lack of pairs."
+    from splink import block_on
+    from splink.internals.exceptions import EMTrainingException
     training = linker.training
     if shared:
         training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
@@ -227,14 +261,7 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
             training.estimate_parameters_using_expectation_maximisation(block_on(column))
         except EMTrainingException:  # small or sparse data: no pairs agree on this column
             skipped.append(column)
-    if skipped:
-        warnings.warn(f"profiles: no record pairs share {' or '.join(skipped)}, so EM could not train on them; "
-                      "m probabilities keep Splink's defaults there (fine for small data, check it on large)",
-                      stacklevel=2)
-    pairs = _pairs_frame(linker.inference.predict(threshold_match_probability=threshold))
-    pairs.attrs["em_blocks_skipped"] = skipped
-    pairs.attrs["model"] = linker.misc.save_model_to_json()
-    return pairs
+    return skipped
 
 def _register_term_frequencies(linker, db, population: pd.DataFrame):
     "Give `linker` the term frequencies of the whole `population` (Splink would otherwise count only its input)."
@@ -242,21 +269,24 @@ def _register_term_frequencies(linker, db, population: pd.DataFrame):
         tf = population[c].value_counts(normalize=True).rename(f"tf_{c}").rename_axis(c).reset_index()
         linker.table_management.register_term_frequency_lookup(db.register(tf, table_name=f"tf_lookup_{c}"), c)
 
-def score_new_records(std: pd.DataFrame, new_ids, model: dict, threshold: float) -> pd.DataFrame:
+def score_new_records(std: pd.DataFrame, new_ids, model: dict, threshold: float,
+                      memory_limit: str = _MEMORY_LIMIT) -> pd.DataFrame:
     """Score only what is new: new records against existing ones (Splink `predict_between`) and against
     each other (`predict_within`), with the trained `model`; pairs at or above `threshold`."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
     is_new = std.record_id.isin(set(new_ids))
     frame = std[_SPLINK_COLUMNS]
-    db = DuckDBAPI()
-    existing, new = db.register(frame[~is_new], table_name="existing_records"), db.register(frame[is_new], table_name="new_records")
-    linker = Linker(new, model, log_level=logging.ERROR)  # the model is all it needs; predictions name their inputs
-    _register_term_frequencies(linker, db, std)
-    found = [linker.inference.predict_within(new, threshold_match_probability=threshold, warning_mode="never")]
-    if (~is_new).any():
-        found.append(linker.inference.predict_between(existing, new, threshold_match_probability=threshold,
-                                                      warning_mode="never"))
-    return pd.concat([_pairs_frame(f) for f in found], ignore_index=True)
+    with _splink_db(memory_limit) as db:
+        existing = db.register(frame[~is_new], table_name="existing_records")
+        new = db.register(frame[is_new], table_name="new_records")
+        linker = Linker(new, model, log_level=logging.ERROR)  # the model is all it needs; predictions name their inputs
+        _register_term_frequencies(linker, db, std)
+        found = [_pairs_frame(linker.inference.predict_within(new, threshold_match_probability=threshold,
+                                                              warning_mode="never"))]
+        if (~is_new).any():
+            found.append(_pairs_frame(linker.inference.predict_between(existing, new, threshold_match_probability=threshold,
+                                                                       warning_mode="never")))
+    return pd.concat(found, ignore_index=True)
 
 # %% ../notebooks/08_profiles.ipynb #eba7cae8
 _DECISIONS = ("never", "always")
@@ -374,6 +404,7 @@ class MergeOptions:
     max_first_names: int = 3
     max_records: int = 12
     seed: int = 42
+    memory_limit: str = _MEMORY_LIMIT  # for Splink's DuckDB
 
     @classmethod
     def from_settings(cls, s) -> "MergeOptions":
@@ -382,7 +413,7 @@ class MergeOptions:
                    max_cluster_size=p.max_cluster_size, source_priority=tuple(p.source_priority),
                    duplicate_free_sources=tuple(p.duplicate_free_sources), pair_decisions=p.pair_decisions,
                    survivorship=parse_survivorship(p.survivorship), max_first_names=p.max_first_names,
-                   max_records=p.max_records, seed=s.run.seed)
+                   max_records=p.max_records, seed=s.run.seed, memory_limit=s.warehouse.memory_limit)
 
 def parse_survivorship(text: str) -> dict[str, str]:
     "'email = most_frequent, phone = source_priority' → {'email': 'most_frequent', 'phone': 'source_priority'}."
@@ -445,7 +476,7 @@ def merge_profiles(profiles: ibis.Table, options: MergeOptions | None = None) ->
     std = standardise(profiles, options.default_country).to_pandas()  # computed once, used by both passes
     decisions = _decisions(std, options)  # checked before the heavy work
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
-    pairs = probabilistic_links(std, options.threshold, options.seed)
+    pairs = probabilistic_links(std, options.threshold, options.seed, options.memory_limit)
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
     stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"])
     return clusters, stats
@@ -489,6 +520,7 @@ def golden_records(profiles: ibis.Table, clusters: pd.DataFrame, rules: dict[str
 # %% ../notebooks/08_profiles.ipynb #90a376c1
 import datetime as dt
 import uuid
+import pyarrow as pa
 
 _KEY_COLUMNS = ["first_key", "last_key", "email_key", "phone_e164", "card_key", "birth_date", "postcode_key", "city_key"]
 
@@ -515,35 +547,43 @@ def assign_customer_ids(clusters: pd.DataFrame, previous: pd.DataFrame, last_num
 
 def id_changes(crosswalk: pd.DataFrame, previous: pd.DataFrame, links: pd.DataFrame, touched: set) -> pd.DataFrame:
     """Merges and splits between the `previous` and the new `crosswalk` (both record_id → customer_id), with why:
-    the kinds of links that join the earlier customers, or what happened to the records of a split one."""
+    the kinds of links that join the earlier customers, or what happened to the records of a split one.
+
+    Vectorised over the whole crosswalk; Python loops only over the customers that changed."""
     both = crosswalk[["record_id", "customer_id"]].merge(previous[["record_id", "customer_id"]], on="record_id",
                                                          how="outer", suffixes=("", "_before"))
-    rows = []
-    merged = both.dropna().groupby("customer_id").customer_id_before.unique()
     now = crosswalk.set_index("record_id").customer_id
     before = previous.set_index("record_id").customer_id
-    for cid, olds in merged[merged.map(len) > 1].items():
-        inside = links[(links.a.map(now) == cid) & (links.b.map(now) == cid)]
-        crossing = inside[(inside.a.map(before) != inside.b.map(before))]
-        kinds = sorted(set(crossing.kind), key=_LINK_STRENGTH_ORDER.index)
-        rows.append(("merge", cid, ", ".join(sorted(set(olds) - {cid})), int((now == cid).sum()),
-                     "linked by " + (", ".join(kinds) if kinds else "records new in this run")))
+    size_now = crosswalk.customer_id.value_counts()
+    rows = []
+    kept = both.dropna()
+    earlier_ids = kept.groupby("customer_id").customer_id_before.nunique()
+    merged = kept[kept.customer_id.isin(earlier_ids.index[earlier_ids > 1])]
+    if len(merged):
+        members = set(now.index[now.isin(set(merged.customer_id))])
+        inside = links[links.a.isin(members) & links.b.isin(members)]
+        inside = inside[inside.a.map(now) == inside.b.map(now)]
+        crossing = inside[inside.a.map(before) != inside.b.map(before)]  # a new record (no earlier id) counts as crossing
+        kinds = crossing.groupby(crossing.a.map(now)).kind.agg(lambda k: sorted(set(k), key=_LINK_STRENGTH_ORDER.index))
+        for cid, olds in merged.groupby("customer_id").customer_id_before.unique().items():
+            why = kinds.get(cid)
+            rows.append(("merge", cid, ", ".join(sorted(set(olds) - {cid})), int(size_now[cid]),
+                         "linked by " + (", ".join(why) if why else "records new in this run")))
     earlier = both.dropna(subset=["customer_id_before"])
-    by_old = earlier.groupby("customer_id_before")
-    changed_shape = (by_old.customer_id.nunique() > 1) | earlier.customer_id.isna().groupby(earlier.customer_id_before).any()
-    members_of = before.groupby(before).groups
-    for old in changed_shape.index[changed_shape]:  # only the earlier customers that were split or lost records
-        news = [n for n in earlier.customer_id[earlier.customer_id_before == old].unique() if isinstance(n, str)]
-        members = members_of[old]
-        gone = [r for r in members if r not in now.index]
-        if len(news) > 1 or (gone and news):
-            changed = [r for r in members if r in touched]
-            why = (f"{len(gone)} record(s) removed from the sources" if gone else
+    changed_shape = (earlier.groupby("customer_id_before").customer_id.nunique() > 1) | \
+        earlier.customer_id.isna().groupby(earlier.customer_id_before).any()
+    affected = earlier[earlier.customer_id_before.isin(set(changed_shape.index[changed_shape]))]
+    for old, group in affected.groupby("customer_id_before"):  # only the earlier customers split or losing records
+        news = list(group.customer_id.dropna().unique())
+        gone = group.customer_id.isna()
+        if len(news) > 1 or (gone.any() and news):
+            changed = [r for r in group.record_id if r in touched]
+            why = (f"{int(gone.sum())} record(s) removed from the sources" if gone.any() else
                    f"records changed: {', '.join(changed[:3])}" if changed else
                    "links no longer found (a value became blocked, a guard, or the threshold)")
-            rows.append(("split", old, ", ".join(sorted(set(news) - {old})), len(members), why))
+            rows.append(("split", old, ", ".join(sorted(set(news) - {old})), len(group), why))
         elif not news:
-            rows.append(("retired", old, "", len(members), "all its records were removed from the sources"))
+            rows.append(("retired", old, "", len(group), "all its records were removed from the sources"))
     return pd.DataFrame(rows, columns=["event", "customer_id", "related_ids", "records", "reason"])
 
 # %% ../notebooks/08_profiles.ipynb #ff1747da
@@ -621,12 +661,12 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
     em_skipped: list = []
     if mode == "full":
-        pairs = probabilistic_links(std, options.threshold, options.seed)
+        pairs = probabilistic_links(std, options.threshold, options.seed, options.memory_limit)
         model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
     else:
         kept = stored_links[(stored_links.kind == "probabilistic") & ~stored_links.a.isin(touched | removed)
                             & ~stored_links.b.isin(touched | removed)]
-        fresh = score_new_records(std, touched, model, options.threshold) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
+        fresh = score_new_records(std, touched, model, options.threshold, options.memory_limit) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
         pairs = pd.concat([kept[_PAIR_COLUMNS], fresh], ignore_index=True)
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
     ids, last_number = assign_customer_ids(clusters, previous if len(previous) else
@@ -640,10 +680,10 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
                             options.source_priority).rename(columns={"cluster": "customer_id"})
     stats = _merge_stats(std, clusters, links, blocked, skipped, options, em_skipped)
     sizes = crosswalk.customer_id.value_counts()
-    stats.update(mode=mode, new_records=len(touched - set(stored_keys.get("record_id", ()))),
-                 changed_records=len(touched & set(stored_keys.get("record_id", ()))), removed_records=len(removed),
-                 new_customers=int((~crosswalk.customer_id.isin(set(previous.get("customer_id", ())))).groupby(
-                     crosswalk.customer_id).first().sum()),
+    known = set(stored_keys.get("record_id", ()))
+    stats.update(mode=mode, new_records=len(touched - known), changed_records=len(touched & known),
+                 removed_records=len(removed),
+                 new_customers=len(set(sizes.index) - set(previous.get("customer_id", ()))),
                  merges=int((changes.event == "merge").sum()), splits=int((changes.event == "split").sum()),
                  largest_customers=sizes.head(5).to_dict(), oversized_clusters={
                      ids[c]: n for c, n in stats["oversized_clusters"].items()}, blocked=blocked.head(20).to_dict("records"))
@@ -657,17 +697,18 @@ def _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, m
     raw = wh.con.con
     for name, columns in _MERGE_TABLES_SQL.items():
         raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    as_arrow = lambda f: pa.Table.from_pandas(f, preserve_index=False)  # DuckDB reads Arrow ~5× faster than pandas
     frames = {"profile_keys": std, "crosswalk": crosswalk, "golden_records": golden,
               "profile_links": links.assign(run_id=run_id)}
     audit = changes.assign(run_id=run_id, run_at=at)[["run_id", "run_at", "event", "customer_id", "related_ids", "records", "reason"]]
     with wh._transaction() as sql:
         for name, frame in frames.items():
-            raw.register("_merge_frame", frame)
+            raw.register("_merge_frame", as_arrow(frame))
             sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _merge_frame")
             raw.unregister("_merge_frame")
         sql("DELETE FROM profile_model")
         sql("INSERT INTO profile_model VALUES (?, ?, ?)", [run_id, at, json.dumps(model)])
-        raw.register("_merge_audit", audit)
+        raw.register("_merge_audit", as_arrow(audit))
         sql("INSERT INTO customer_id_audit BY NAME SELECT * FROM _merge_audit")
         raw.unregister("_merge_audit")
         sql("INSERT INTO merge_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -732,16 +773,16 @@ class Explanation:
 
 def _level_contributions(model: dict, members: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
     "Splink's comparison levels and their match-weight contributions for every pair of `members`."
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
     columns = ["a", "b", "comparison", "level", "match_weight"]
     if len(members) < 2:
         return pd.DataFrame(columns=columns)
-    db = DuckDBAPI()
-    left = db.register(members[_SPLINK_COLUMNS], table_name="members_l")
-    right = db.register(members[_SPLINK_COLUMNS], table_name="members_r")
-    linker = Linker(left, {**model, "retain_intermediate_calculation_columns": True}, log_level=logging.ERROR)
-    _register_term_frequencies(linker, db, population)
-    scored = linker.inference.score_pairs(left, right).as_pandas_dataframe()
+    with _splink_db() as db:
+        left = db.register(members[_SPLINK_COLUMNS], table_name="members_l")
+        right = db.register(members[_SPLINK_COLUMNS], table_name="members_r")
+        linker = Linker(left, {**model, "retain_intermediate_calculation_columns": True}, log_level=logging.ERROR)
+        _register_term_frequencies(linker, db, population)
+        scored = linker.inference.score_pairs(left, right).as_pandas_dataframe()
     scored = scored[scored.record_id_l < scored.record_id_r]
     rows = []
     for comparison in model["comparisons"]:

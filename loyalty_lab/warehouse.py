@@ -16,7 +16,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 from .core import LoyaltyLabError, preview
 from .contract import CONTRACT, Column, TableContract
-from .config import Settings, load_settings, resolve_as_of
+from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 
 # %% auto #0
 __all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport', 'file_sha256', 'Warehouse',
@@ -439,12 +439,13 @@ class Warehouse:
     "A DuckDB file warehouse holding the contract's raw tables, their rejects and a load log."
 
     def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 10.0,
-                 timezone: str = "UTC"):
+                 timezone: str = "UTC", memory_limit: str = OPTION_BY_NAME["warehouse.memory_limit"].default):
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
         self.timezone = timezone
         self.con = _connect(self.path, read_only, lock_timeout)
         self.con.raw_sql(f"SET TimeZone = '{_sql_str(timezone)}'")
+        self.con.raw_sql(f"SET memory_limit = '{_sql_str(memory_limit)}'")  # beyond it DuckDB spills to <path>.tmp
         if not read_only:
             self._create_tables()
 
@@ -455,7 +456,7 @@ class Warehouse:
         if s.warehouse.engine != "duckdb":
             raise LoyaltyLabError(f"[warehouse] engine = {s.warehouse.engine} is not available yet; use duckdb")
         return cls(s.warehouse.path, read_only=read_only, lock_timeout=s.warehouse.lock_timeout_seconds,
-                   timezone=s.locale.timezone)
+                   timezone=s.locale.timezone, memory_limit=s.warehouse.memory_limit)
 
     def close(self):
         self.con.disconnect()

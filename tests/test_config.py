@@ -68,6 +68,7 @@ def test_bad_value_names_file_section_key_and_type(tmp_path):
     ("[rfm]\nbins = 2.5\n", "[rfm] bins = '2.5': expected an integer"),
     ("[report]\ninclude_pii = maybe\n", "[report] include_pii = 'maybe': expected true or false"),
     ("[run]\nas_of = yesterday\n", "[run] as_of = 'yesterday': expected an ISO date"),
+    ("[warehouse]\nmemory_limit = 2 gigs\n", "[warehouse] memory_limit = '2 gigs': expected an amount of memory, e.g. 2GB"),
     ("[columns.order_lines]\nquantiti = Qty\n", "'quantiti' is not a column of the order_lines contract (did you mean 'quantity'?)"),
     ("[lifecycle]\nactive_days = 200\n", "lifecycle.active_days = 200 (settings.ini) must be smaller than lifecycle.at_risk_days = 180"),
     ("[clv\nmodel = x\n", "cannot be read as an INI file"),

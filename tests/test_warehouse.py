@@ -352,3 +352,12 @@ def test_ingest_sources_is_all_or_nothing(lab):
         ingest_sources(s)
     with Warehouse.open(s, read_only=True) as wh:
         assert wh.table("profiles").count().to_pyarrow().as_py() == reports[0].rows_loaded
+
+
+def test_memory_limit_from_settings_reaches_duckdb(tmp_path):
+    f = tmp_path / "settings.ini"
+    f.write_text("[warehouse]\npath = w.duckdb\nmemory_limit = 300MB\n")
+    s = load_settings(f, env={})
+    with Warehouse.open(s) as w:
+        limit = w.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit in ("300.0 MB", "286.1 MiB")  # DuckDB prints the limit back in its own units
