@@ -55,6 +55,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.profiles.MergeRun': ('profiles.html#mergerun', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles.MergeRun.summary': ( 'profiles.html#mergerun.summary',
                                                                                  'loyalty_lab/profiles.py'),
+                                      'loyalty_lab.profiles._as_arrow': ('profiles.html#_as_arrow', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles._as_date': ('profiles.html#_as_date', 'loyalty_lab/profiles.py'),
                                       'loyalty_lab.profiles._changed_records': ( 'profiles.html#_changed_records',
                                                                                  'loyalty_lab/profiles.py'),

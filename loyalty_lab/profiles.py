@@ -692,23 +692,30 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
     _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number)
     return MergeRun(run_id, mode, stats, changes)
 
+def _as_arrow(frame: pd.DataFrame) -> pa.Table:
+    "`frame` as Arrow (DuckDB reads it ~5× faster than pandas), birth dates back to dates (pandas holds timestamps)."
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if "birth_date" in table.column_names:
+        table = table.set_column(table.column_names.index("birth_date"), "birth_date",
+                                 table["birth_date"].cast(pa.date32()))
+    return table
+
 def _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number):
     "Replace the merge's tables and append its audit and run log, in one transaction."
     raw = wh.con.con
     for name, columns in _MERGE_TABLES_SQL.items():
         raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-    as_arrow = lambda f: pa.Table.from_pandas(f, preserve_index=False)  # DuckDB reads Arrow ~5× faster than pandas
     frames = {"profile_keys": std, "crosswalk": crosswalk, "golden_records": golden,
               "profile_links": links.assign(run_id=run_id)}
     audit = changes.assign(run_id=run_id, run_at=at)[["run_id", "run_at", "event", "customer_id", "related_ids", "records", "reason"]]
     with wh._transaction() as sql:
         for name, frame in frames.items():
-            raw.register("_merge_frame", as_arrow(frame))
+            raw.register("_merge_frame", _as_arrow(frame))
             sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _merge_frame")
             raw.unregister("_merge_frame")
         sql("DELETE FROM profile_model")
         sql("INSERT INTO profile_model VALUES (?, ?, ?)", [run_id, at, json.dumps(model)])
-        raw.register("_merge_audit", as_arrow(audit))
+        raw.register("_merge_audit", _as_arrow(audit))
         sql("INSERT INTO customer_id_audit BY NAME SELECT * FROM _merge_audit")
         raw.unregister("_merge_audit")
         sql("INSERT INTO merge_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
