@@ -18,9 +18,11 @@ from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
 from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profiles, pairwise_scores,
                                   resolve_customers, standardise)
 from .view360 import customer_360, forget
+from .summary import calibration_and_holdout, cdnow, customer_lines, summarize
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
-           "resolve_customers", "standardise", "customer_360", "forget"]
+           "resolve_customers", "standardise", "customer_360", "forget",
+           "calibration_and_holdout", "cdnow", "customer_lines", "summarize"]
