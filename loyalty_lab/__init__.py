@@ -19,10 +19,12 @@ from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profi
                                   resolve_customers, standardise)
 from .view360 import customer_360, forget
 from .summary import calibration_and_holdout, cdnow, customer_lines, summarize
+from .rfm import RFM, Migration, Segment, concentration, segment_map, segment_migration, segment_table
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",
-           "calibration_and_holdout", "cdnow", "customer_lines", "summarize"]
+           "calibration_and_holdout", "cdnow", "customer_lines", "summarize",
+           "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table"]

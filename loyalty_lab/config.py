@@ -15,8 +15,8 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
-__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'Settings',
-           'resolve_as_of', 'find_settings_file', 'load_settings']
+__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SETTINGS_FILE', 'SETTINGS_ENV',
+           'Option', 'Settings', 'resolve_as_of', 'find_settings_file', 'load_settings']
 
 # %% ../notebooks/02_config.ipynb #8846ee0c
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ OPTIONS: tuple[Option, ...] = (
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
 COLUMN_SECTIONS = tuple(f"columns.{t}" for t in _tables)
+SEGMENT_MAP_PREFIX = "segment_map."  # [segment_map.<name>]: a custom RFM segment map (see the rfm notebook)
 
 # %% ../notebooks/02_config.ipynb #65128b22
 class _BadValue(Exception):
@@ -221,8 +222,9 @@ class Settings:
     "Resolved, typed lab settings with the origin of every value."
 
     def __init__(self, values: dict[str, Any], origins: dict[str, str],
-                 columns: dict[str, dict[str, str]], file: Path | None):
+                 columns: dict[str, dict[str, str]], file: Path | None, segment_maps: dict | None = None):
         self._values, self._origins, self._columns, self.file = values, origins, columns, file
+        self._segment_maps = segment_maps or {}
 
     def __getattr__(self, section: str) -> SimpleNamespace:
         if section.startswith("_") or section not in SECTIONS:
@@ -235,6 +237,10 @@ class Settings:
     def origin(self, name: str) -> str:
         "Where the value of `name` ('section.key') came from."
         return self._origins[_option(name, "setting").name]
+
+    def segment_maps(self) -> dict[str, dict[str, str]]:
+        "Custom RFM segment maps: `[segment_map.<name>]` sections as written (parsed by `loyalty_lab.rfm`)."
+        return {name: dict(lines) for name, lines in self._segment_maps.items()}
 
     def column_mapping(self, table: str) -> dict[str, str]:
         "Canonical column name → column name in the user's file, for `table`."
@@ -310,6 +316,7 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
     values = {o.name: _parse_value(o, o.default, base) if o.default is not None else None for o in OPTIONS}
     origins = {o.name: "built-in default" for o in OPTIONS}
     columns: dict[str, dict[str, str]] = {}
+    segment_maps: dict[str, dict[str, str]] = {}
 
     def put(o: Option, raw: Any, origin: str, where: str, base_dir: Path):
         try:
@@ -328,11 +335,15 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
             if section in COLUMN_SECTIONS:
                 columns[section.split(".", 1)[1]] = _column_section(file, section, items)
                 continue
+            if section.startswith(SEGMENT_MAP_PREFIX) and len(section) > len(SEGMENT_MAP_PREFIX):
+                segment_maps[section[len(SEGMENT_MAP_PREFIX):]] = dict(items)
+                continue
             if section not in SECTIONS:
                 hint = difflib.get_close_matches(section, SECTIONS + COLUMN_SECTIONS, n=1)
                 raise LoyaltyLabError(f"{file}: unknown section [{section}]"
                                       + (f" (did you mean [{hint[0]}]?)" if hint else "")
-                                      + f"; sections are: {', '.join(SECTIONS + COLUMN_SECTIONS)}")
+                                      + f"; sections are: {', '.join(SECTIONS + COLUMN_SECTIONS)}, "
+                                      f"{SEGMENT_MAP_PREFIX}<name>")
             for key, raw in items.items():
                 o = OPTION_BY_NAME.get(f"{section}.{key}")
                 if o is None:
@@ -363,7 +374,7 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
             put(o, raw, f"{what} {name}", f"{what} {name}", cwd)
 
     _check_together(values, origins)
-    return Settings(values, origins, columns, file)
+    return Settings(values, origins, columns, file, segment_maps)
 
 def _column_section(file: Path, section: str, items: Mapping[str, str]) -> dict[str, str]:
     table = CONTRACT[section.split(".", 1)[1]]

@@ -7,16 +7,17 @@ everyday figures (orders, spend, returns, AOV) — plus the calibration / holdou
 from __future__ import annotations
 import importlib.resources
 import ibis
+import ibis.expr.datatypes as dt
 import pandas as pd
 from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'min_by', 'cdnow', 'calibration_and_holdout', 'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
-SUMMARY_COLUMNS = ("first_purchase", "last_purchase", "orders", "purchase_days", "frequency", "recency", "T",
+SUMMARY_COLUMNS = ("first_purchase", "last_purchase", "days_since_last_purchase", "orders", "purchase_days", "frequency", "recency", "T",
                    "monetary_value", "gross_spend", "return_orders", "returns_value", "total_spend", "aov")
 
 def _table(lines) -> ibis.Table:
@@ -56,7 +57,8 @@ def _cutoff(t: ibis.Table, when: pd.Timestamp):
 def _orders(t: ibis.Table) -> ibis.Table:
     "One row per order: customer, time, day, net value, purchase or return. Without order ids a row is an order."
     if "_order" in t.columns:
-        keyed = t.mutate(_order=t._order.fill_null(ibis.row_number().cast("string").concat(":line")))  # lone lines
+        # a line without an order id is an order with the lines of the same customer at the same instant
+        keyed = t.mutate(_order=t._order.fill_null(t._ts.cast("string")))
         o = keyed.group_by(["_c", "_order"]).aggregate(_ts=keyed._ts.min(), _value=keyed._amount.sum())
     else:
         o = t.select("_c", "_ts", _value=t._amount)
@@ -92,27 +94,37 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     out = expr.order_by("customer_id").to_pandas().set_index("customer_id")
     return _finish(out, when, time_unit)
 
+@ibis.udf.agg.builtin
+def min_by(arg: dt.float64, key: dt.date) -> dt.float64:
+    "`arg` at the smallest `key` (DuckDB's arg_min, Spark's min_by); Ibis' own argmin becomes a slow ordered aggregate."
+
 def _summary_expr(orders: ibis.Table, as_of_day, unit: int) -> ibis.Table:
-    buys = orders.filter(orders._buy)
-    days = buys.group_by(["_c", "_day"]).aggregate(_spend=buys._value.sum(), _orders=buys.count(),
-                                                   _first=buys._ts.min(), _last=buys._ts.max())
+    # one chain of group-bys (orders → customer-days → customers), purchases and returns side by side: an
+    # engine may evaluate a subquery used twice twice, and the orders group-by is the expensive step
+    o = orders
+    days = o.group_by(["_c", "_day"]).aggregate(
+        _spend=o._value.sum(where=o._buy), _orders=o.count(where=o._buy), _first=o._ts.min(where=o._buy),
+        _last=o._ts.max(where=o._buy), _returns=o.count(where=~o._buy), _returned=-o._value.sum(where=~o._buy))
+    bought = days._orders > 0
     per = days.group_by("_c").aggregate(
         first_purchase=days._first.min(), last_purchase=days._last.max(), orders=days._orders.sum(),
-        purchase_days=days.count(), _first_day=days._day.min(), _last_day=days._day.max(),
-        gross_spend=days._spend.sum(), _first_day_spend=days._spend.argmin(days._day))
+        purchase_days=days.count(where=bought), _first_day=days._day.min(where=bought),
+        _last_day=days._day.max(where=bought), gross_spend=days._spend.sum(),
+        _first_day_spend=min_by(days._spend, days._day, where=bought),
+        return_orders=days._returns.sum(), returns_value=days._returned.sum())
     frequency = per.purchase_days - 1
-    per = per.mutate(
-        frequency=frequency.cast("float64"),
+    as_of = ibis.literal(as_of_day)
+    out = per.select(
+        customer_id=per._c, first_purchase=per.first_purchase, last_purchase=per.last_purchase,
+        days_since_last_purchase=as_of.delta(per._last_day, unit="day"), orders=per.orders,
+        purchase_days=per.purchase_days,
+        frequency=ibis.cases((per.purchase_days > 0, frequency.cast("float64")), else_=ibis.null("float64")),
         recency=per._last_day.delta(per._first_day, unit="day").cast("float64") / unit,
-        T=ibis.literal(as_of_day).delta(per._first_day, unit="day").cast("float64") / unit,
-        monetary_value=ibis.cases((frequency > 0, (per.gross_spend - per._first_day_spend) / frequency), else_=0.0))
-    rets = orders.filter(~orders._buy)
-    rets = rets.group_by("_c").aggregate(return_orders=rets.count(), returns_value=-rets._value.sum())
-    j = per.outer_join(rets, per._c == rets._c)
-    out = j.select(customer_id=j._c.fill_null(j._c_right), first_purchase=j.first_purchase, last_purchase=j.last_purchase,
-                   orders=j.orders.fill_null(0), purchase_days=j.purchase_days.fill_null(0), frequency=j.frequency,
-                   recency=j.recency, T=j["T"], monetary_value=j.monetary_value, gross_spend=j.gross_spend.fill_null(0.0),
-                   return_orders=j.return_orders.fill_null(0), returns_value=j.returns_value.fill_null(0.0))
+        T=as_of.delta(per._first_day, unit="day").cast("float64") / unit,
+        monetary_value=ibis.cases((frequency > 0, (per.gross_spend - per._first_day_spend) / frequency),
+                                  (frequency == 0, 0.0), else_=ibis.null("float64")),
+        gross_spend=per.gross_spend.fill_null(0.0), return_orders=per.return_orders,
+        returns_value=per.returns_value.fill_null(0.0))
     return out.mutate(total_spend=out.gross_spend - out.returns_value,
                       aov=ibis.cases((out.orders > 0, out.gross_spend / out.orders), else_=ibis.null("float64")))
 
@@ -120,6 +132,7 @@ def _finish(out: pd.DataFrame, when: pd.Timestamp, time_unit: str) -> pd.DataFra
     out = out[list(SUMMARY_COLUMNS)]
     for c in ("orders", "purchase_days", "return_orders"):
         out[c] = out[c].astype("int64")
+    out["days_since_last_purchase"] = out.days_since_last_purchase.astype("Int64")  # empty without purchases
     out.attrs.update(as_of=when.isoformat(), time_unit=time_unit,
                      customers_without_purchases=int((out.purchase_days == 0).sum()))
     return out
