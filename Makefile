@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_ingest.py
 	$(BIN)/python tests/bench/bench_synth.py
 	$(BIN)/python tests/bench/bench_merge.py
+	$(BIN)/python tests/bench/bench_summary.py
 
 # JupyterLab with the project's kernel.
 lab: install
