@@ -20,6 +20,8 @@ from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profi
 from .view360 import customer_360, forget
 from .summary import calibration_and_holdout, cdnow, customer_lines, summarize
 from .rfm import RFM, Migration, Segment, concentration, segment_map, segment_migration, segment_table
+from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, lifecycle_stages, new_vs_existing,
+                                   peak_weekday)
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
@@ -27,4 +29,5 @@ __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "S
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",
            "calibration_and_holdout", "cdnow", "customer_lines", "summarize",
-           "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table"]
+           "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table",
+           "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday"]

@@ -92,10 +92,13 @@ OPTIONS: tuple[Option, ...] = (
     # analyses
     Option("rfm", "bins", "int", 5, "Number of R, F and M score levels (quintiles by default)", minimum=2, maximum=10),
     Option("rfm", "segment_map", "str", "standard11", "Named segment map, or the name of a custom map section"),
-    Option("lifecycle", "new_days", "int", 30, "A customer whose first purchase is this recent is 'new'", minimum=1),
-    Option("lifecycle", "active_days", "int", 90, "Last purchase within this many days: 'active'", minimum=1),
-    Option("lifecycle", "at_risk_days", "int", 180, "… within this many: 'at risk'", minimum=1),
-    Option("lifecycle", "lapsed_days", "int", 365, "… within this many: 'lapsed'; beyond: 'churned'", minimum=1),
+    Option("lifecycle", "new_days", "int", 30,
+           "First purchase this recent: 'new'; a one-time buyer is 'lapsed' after it", minimum=1),
+    Option("lifecycle", "lapsed_days", "int", 365, "A one-time buyer is 'churned' after this many days", minimum=1),
+    Option("lifecycle", "at_risk_overdue", "float", 1.5,
+           "Repeat buyers: 'at risk' when days since the last purchase exceed this many of their usual gaps", minimum=1),
+    Option("lifecycle", "lapsed_overdue", "float", 3.0, "… 'lapsed' beyond this many gaps", minimum=1),
+    Option("lifecycle", "churned_overdue", "float", 6.0, "… 'churned' beyond this many gaps", minimum=1),
     Option("clv", "model", "choice", "bgnbd", "Purchase model", choices=("bgnbd", "pareto_nbd", "mbgnbd")),
     Option("clv", "time_unit", "choice", "W", "Time unit of the purchase model (D days, W weeks)", choices=("D", "W")),
     Option("clv", "horizon_days", "int", 365, "CLV horizon in days", minimum=1),
@@ -393,8 +396,9 @@ def _column_section(file: Path, section: str, items: Mapping[str, str]) -> dict[
 
 def _check_together(values: dict[str, Any], origins: dict[str, str]):
     "Rules that involve several settings."
-    keys = ["lifecycle.new_days", "lifecycle.active_days", "lifecycle.at_risk_days", "lifecycle.lapsed_days"]
-    for a, b in zip(keys[1:], keys[2:]):
-        if values[a] >= values[b]:
-            raise LoyaltyLabError(f"{a} = {values[a]} ({origins[a]}) must be smaller than "
-                                  f"{b} = {values[b]} ({origins[b]}): lifecycle stages are active < at risk < lapsed")
+    for keys in (["lifecycle.new_days", "lifecycle.lapsed_days"],
+                 ["lifecycle.at_risk_overdue", "lifecycle.lapsed_overdue", "lifecycle.churned_overdue"]):
+        for a, b in zip(keys, keys[1:]):
+            if values[a] >= values[b]:
+                raise LoyaltyLabError(f"{a} = {values[a]} ({origins[a]}) must be smaller than {b} = {values[b]} "
+                                      f"({origins[b]}): lifecycle stages go new/active → at risk → lapsed → churned")

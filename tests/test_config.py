@@ -39,8 +39,8 @@ def test_precedence_flag_over_parameter_over_env_over_file_over_default(tmp_path
     env = {"LOYALTY_LAB_CLV_DISCOUNT_RATE": "0.06", "LOYALTY_LAB_CLV_HORIZON_DAYS": "200"}
     s = load_settings(f, env=env, params={"discount_rate": 0.07, "horizon_days": 300},
                       flags={"clv.discount_rate": "0.08"})
-    assert (s.clv.discount_rate, s.clv.horizon_days, s.clv.penalizer, s.rfm.bins, s.lifecycle.active_days) == \
-        (0.08, 300, 0.1, 4, 90)
+    assert (s.clv.discount_rate, s.clv.horizon_days, s.clv.penalizer, s.rfm.bins, s.lifecycle.lapsed_days) == \
+        (0.08, 300, 0.1, 4, 365)
     assert s.origin("clv.discount_rate").startswith("command-line flag")
     assert s.origin("clv.horizon_days").startswith("papermill parameter")
     assert load_settings(f, env=env).origin("clv.horizon_days") == "environment LOYALTY_LAB_CLV_HORIZON_DAYS"
@@ -70,7 +70,7 @@ def test_bad_value_names_file_section_key_and_type(tmp_path):
     ("[run]\nas_of = yesterday\n", "[run] as_of = 'yesterday': expected an ISO date"),
     ("[warehouse]\nmemory_limit = 2 gigs\n", "[warehouse] memory_limit = '2 gigs': expected an amount of memory, e.g. 2GB"),
     ("[columns.order_lines]\nquantiti = Qty\n", "'quantiti' is not a column of the order_lines contract (did you mean 'quantity'?)"),
-    ("[lifecycle]\nactive_days = 200\n", "lifecycle.active_days = 200 (settings.ini) must be smaller than lifecycle.at_risk_days = 180"),
+    ("[lifecycle]\nnew_days = 400\n", "lifecycle.new_days = 400 (settings.ini) must be smaller than lifecycle.lapsed_days = 365"),
     ("[clv\nmodel = x\n", "cannot be read as an INI file"),
 ])
 def test_bad_settings_file(tmp_path, text, message):
