@@ -72,7 +72,7 @@ def peak_weekday(lines, as_of, *, customer_id: str = "customer_id", ts: str = "t
     "Each customer's most frequent purchase weekday (0 = Monday) up to `as_of`, ties to the most recent."
     when = _when(as_of, timezone)
     t = _columns(_table(lines), customer_id, ts, amount, order_id, "peak_weekday")
-    o = _orders(t.filter(t._ts <= _cutoff(t, when)))
+    o = _orders(t.filter(t._ts <= _cutoff(t, when)), timezone)
     o = o.filter(o._buy).mutate(_weekday=o._day.day_of_week.index())
     w = o.group_by(["_c", "_weekday"]).aggregate(_n=o.count(), _last=o._ts.max())
     w = w.mutate(_rank=ibis.row_number().over(group_by=w._c, order_by=[ibis.desc(w._n), ibis.desc(w._last)]))
@@ -161,7 +161,7 @@ def cohort_retention(lines, as_of, *, customer_id: str = "customer_id", ts: str 
     "Share of each first-purchase-month cohort buying in each month since (rows: cohorts; columns: months since)."
     when = _when(as_of, timezone)
     t = _columns(_table(lines), customer_id, ts, amount, order_id, "cohort_retention")
-    o = _orders(t.filter(t._ts <= _cutoff(t, when)))
+    o = _orders(t.filter(t._ts <= _cutoff(t, when)), timezone)
     o = o.filter(o._buy).mutate(_month=o._day.year() * 12 + o._day.month() - 1)
     first = o.group_by("_c").aggregate(_cohort=o._month.min())
     active = o.select("_c", "_month").distinct().inner_join(first, "_c")

@@ -8,12 +8,14 @@ from __future__ import annotations
 import importlib.resources
 import ibis
 import ibis.expr.datatypes as dt
+import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'min_by', 'cdnow', 'calibration_and_holdout', 'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'epoch_ms', 'summarize', 'min_by', 'cdnow', 'calibration_and_holdout',
+           'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
@@ -41,12 +43,13 @@ def _columns(t: ibis.Table, customer_id: str, ts: str, amount: str, order_id: st
     return t.select(**columns)
 
 def _check_no_nulls(t: ibis.Table, names: dict, what: str):
-    "Lines without a customer, time or amount cannot be counted anywhere: refuse them, with examples."
-    counts = t.aggregate(**{k: t[k].isnull().sum() for k in ("_c", "_ts", "_amount")}).to_pandas().iloc[0]
-    bad = {names[k]: int(n) for k, n in counts.items() if n}
+    "Lines without a customer, time or amount cannot be counted anywhere: refuse them. Returns the earliest time."
+    found = t.aggregate(_first=t._ts.min(), **{k: t[k].isnull().sum() for k in ("_c", "_ts", "_amount")}).to_pandas().iloc[0]
+    bad = {names[k]: int(n) for k, n in found.drop("_first").items() if n}
     if bad:
         raise LoyaltyLabError(f"{what}: empty values in {', '.join(f'{c} ({n} lines)' for c, n in bad.items())}; "
                               "fix or remove those lines first (the warehouse quarantines them on load)")
+    return found["_first"]
 
 def _cutoff(t: ibis.Table, when: pd.Timestamp):
     "`when` as a literal comparable with the lines' times (aware in UTC, or local wall-clock for naive times)."
@@ -54,15 +57,41 @@ def _cutoff(t: ibis.Table, when: pd.Timestamp):
         return ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
     return ibis.literal(when.tz_localize(None).to_pydatetime(), type="timestamp")
 
-def _orders(t: ibis.Table) -> ibis.Table:
-    "One row per order: customer, time, day, net value, purchase or return. Without order ids a row is an order."
+def _orders(t: ibis.Table, timezone: str = "UTC", first=None, last=None) -> ibis.Table:
+    """One row per order: customer, time, local day, net value, purchase or return (without order ids a row
+    is an order). `first`/`last`: the range of the times, when known (saves a query)."""
     if "_order" in t.columns:
         # a line without an order id is an order with the lines of the same customer at the same instant
         keyed = t.mutate(_order=t._order.fill_null(t._ts.cast("string")))
         o = keyed.group_by(["_c", "_order"]).aggregate(_ts=keyed._ts.min(), _value=keyed._amount.sum())
     else:
         o = t.select("_c", "_ts", _value=t._amount)
-    return o.mutate(_day=o._ts.date(), _buy=o._value >= 0)
+    return _with_day(o, t, timezone, first, last).mutate(_buy=lambda x: x._value >= 0)
+
+_SLOT = 900  # seconds: every real UTC offset is a multiple of 15 minutes
+
+@ibis.udf.scalar.builtin
+def epoch_ms(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:
+    "Milliseconds since 1970 UTC (DuckDB). Ibis' epoch_seconds casts to local time first, the slow per-row lookup."
+
+def _with_day(o: ibis.Table, t: ibis.Table, timezone: str, first, last) -> ibis.Table:
+    """Add `_day`, the calendar day in `timezone`. Times with a zone would need a time-zone lookup per row
+    (slow at tens of millions); all instants of one 15-minute slot share their local day, so the days of
+    the slots between the first and last time are computed here once and joined."""
+    if not o._ts.type().timezone:
+        return o.mutate(_day=o._ts.date())
+    if first is None or last is None or pd.isna(first):
+        span = t.aggregate(first=t._ts.min(), last=t._ts.max()).to_pandas().iloc[0]
+        first, last = span["first"], span["last"]
+    if pd.isna(first):  # no lines
+        return o.mutate(_day=ibis.null("date"))
+    start = pd.Timestamp(first).tz_convert("UTC").floor(f"{_SLOT}s")
+    slots = pd.date_range(start, pd.Timestamp(last).tz_convert("UTC"), freq=f"{_SLOT}s")
+    number = (slots - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=_SLOT)  # resolution-proof
+    lookup = ibis.memtable(pd.DataFrame({"_slot": np.asarray(number, dtype="int64"),
+                                         "_day": slots.tz_convert(timezone).date}))
+    o = o.mutate(_slot=epoch_ms(o._ts) // (_SLOT * 1000))
+    return o.inner_join(lookup, "_slot").drop("_slot")
 
 def _when(as_of, timezone: str) -> pd.Timestamp:
     if as_of is None:
@@ -86,9 +115,9 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     unit = _unit(time_unit)
     when = _when(as_of, timezone)
     t = _columns(_table(lines), customer_id, ts, amount, order_id, "summarize")
-    _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "summarize")
+    first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "summarize")
     t = t.filter(t._ts <= _cutoff(t, when))
-    expr = _summary_expr(_orders(t), when.date(), unit)
+    expr = _summary_expr(_orders(t, timezone, first, when), when.date(), unit)
     if lazy:
         return expr
     out = expr.order_by("customer_id").to_pandas().set_index("customer_id")
@@ -159,9 +188,9 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     if hold_end <= cal_end:
         raise LoyaltyLabError(f"holdout_end {holdout_end} must be after calibration_end {calibration_end}")
     t = _columns(_table(lines), customer_id, ts, amount, order_id, "calibration_and_holdout")
-    _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "calibration_and_holdout")
+    first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "calibration_and_holdout")
     t = t.filter(t._ts <= _cutoff(t, hold_end))
-    orders = _orders(t)
+    orders = _orders(t, timezone, first, hold_end)
     cal = _summary_expr(orders.filter(orders._ts <= _cutoff(t, cal_end)), cal_end.date(), unit)
     cal = cal.filter(cal.purchase_days > 0)
     hold = orders.filter((orders._ts > _cutoff(t, cal_end)) & orders._buy)

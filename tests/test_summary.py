@@ -121,3 +121,14 @@ def test_warehouse_lines_are_attributed_to_merged_customers(tmp_path):
     assert by_customer.index.str.startswith("C").all() and len(by_customer) < len(by_record)
     per_customer = by_record.orders.groupby(crosswalk.set_index("record_id").customer_id).sum()
     assert (by_customer.orders == per_customer[by_customer.index]).all()
+
+
+def test_days_are_local_days_of_the_given_time_zone():
+    two = pd.DataFrame({"customer_id": ["a", "a"], "order_id": ["o1", "o2"], "amount": [10.0, 20.0],
+                        "ts": pd.to_datetime(["2024-03-30 22:30", "2024-03-30 23:30"]).tz_localize("UTC")})
+    # 23:30 and 00:30 in Belgrade (UTC+1): two days there, one day in UTC; DST begins the next night
+    assert summarize(two, "2024-04-02", timezone="Europe/Belgrade").loc["a", "purchase_days"] == 2
+    assert summarize(two, "2024-04-02", timezone="UTC").loc["a", "purchase_days"] == 1
+    after_dst = two.assign(ts=two.ts + pd.Timedelta(days=1))  # 23:30 UTC on 31 March = 01:30 on 1 April (UTC+2)
+    s = summarize(after_dst, "2024-04-02", timezone="Europe/Belgrade")
+    assert s.loc["a", "first_purchase"] == pd.Timestamp("2024-03-31 22:30", tz="UTC") and s.loc["a", "frequency"] == 0
