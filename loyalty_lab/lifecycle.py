@@ -58,7 +58,7 @@ def lifecycle_stages(summary: pd.DataFrame, rules: LifecycleRules | None = None)
     out.attrs.update(summary.attrs, typical_gap_days=typical, rules=rules.__dict__)
     return out
 
-# %% ../notebooks/12_lifecycle.ipynb #96edaeac
+# %% ../notebooks/12_lifecycle.ipynb #d5f90bdd
 CONTACT_PLAYBOOK = pd.DataFrame([
     ("new", "right after the first purchase (within 3 days)", "Welcome, with a second-purchase offer"),
     ("active", "on their peak-interest weekday when the next purchase is due", "New arrivals in their favourite categories"),
@@ -118,7 +118,7 @@ def contact_calendar(stages: pd.DataFrame, weekdays: pd.Series | None = None, da
     cal["message"] = cal.stage.map(CONTACT_PLAYBOOK.message)
     return cal.sort_values(["contact_on", "stage"]).rename_axis("customer_id")
 
-# %% ../notebooks/12_lifecycle.ipynb #9734a6fd
+# %% ../notebooks/12_lifecycle.ipynb #20c1d787
 def new_vs_existing(lines, as_of, new_days: int = 90, *, timezone: str = "UTC") -> pd.DataFrame:
     "Metrics of new (first purchase within `new_days`) and existing customers over the last `new_days` days."
     when = _when(as_of, timezone)
@@ -155,7 +155,7 @@ def new_vs_existing(lines, as_of, new_days: int = 90, *, timezone: str = "UTC") 
     mix = (mix / mix.sum()).rename(index=lambda c: f"channel share: {c}")
     return pd.concat([table, mix]).reindex(columns=["new", "existing"])
 
-# %% ../notebooks/12_lifecycle.ipynb #64e856d7
+# %% ../notebooks/12_lifecycle.ipynb #d322c82e
 def cohort_retention(lines, as_of, *, customer_id: str = "customer_id", ts: str = "ts", amount: str = "amount",
                      order_id: str | None = "order_id", timezone: str = "UTC") -> pd.DataFrame:
     "Share of each first-purchase-month cohort buying in each month since (rows: cohorts; columns: months since)."

@@ -4,7 +4,7 @@
 
 # %% ../notebooks/11_rfm.ipynb #ebca0733
 from __future__ import annotations
-import re
+import re, warnings
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -162,6 +162,10 @@ class RFM:
         self.thresholds_ = {k: np.asarray(self.breakpoints[k], float) if k in self.breakpoints
                             else _thresholds(buyers[col], self.bins) for k, col in _VALUE_OF.items()}
         self.fitted_as_of_ = summary.attrs.get("as_of")
+        flat = [k for k, col in _VALUE_OF.items() if k not in self.breakpoints and buyers[col].nunique() < 2]
+        if flat:  # one customer, or all alike: every customer gets score 1 on these
+            warnings.warn(f"RFM: all {len(buyers)} customers share one value of {', '.join(flat)}, so quantiles "
+                          "cannot rank them (all get score 1); give explicit breakpoints", stacklevel=2)
         return self
 
     def transform(self, summary: pd.DataFrame) -> pd.DataFrame:

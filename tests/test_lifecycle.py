@@ -84,3 +84,18 @@ def test_bad_input():
     with pytest.raises(LoyaltyLabError, match="missing: category, channel, on_promo"):
         new_vs_existing(pd.DataFrame(orders("a", [1])), "2024-03-01")
     assert cohort_retention(pd.DataFrame(orders("a", [1])), "2023-01-01").empty  # an empty period
+
+
+def test_stages_track_who_is_really_still_a_customer():
+    "On the synthetic programme the generator knows who dropped out: the stages must sort them."
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    lines = pd.read_csv(sample / "order_lines.csv", dtype={"source_customer_id": str}, parse_dates=["ts"])
+    profiles = pd.read_csv(sample / "truth" / "profiles.csv", dtype=str)
+    alive = pd.read_csv(sample / "truth" / "people.csv").set_index("person_id").alive_at_end
+    person = profiles.set_index(profiles.source_system + ":" + profiles.source_customer_id).person_id
+    lines["customer_id"] = (lines.source_system + ":" + lines.source_customer_id).map(person)
+    lines["amount"] = lines.quantity * lines.unit_price - lines.discount.fillna(0)
+    stages = lifecycle_stages(summarize(lines, "2024-06-30"))
+    share_alive = alive.reindex(stages.index).groupby(stages.stage, observed=True).mean()
+    ordered = share_alive[["active", "at risk", "lapsed", "churned"]]
+    assert ordered.is_monotonic_decreasing and ordered["active"] >= 0.85 and ordered["churned"] <= 0.10, ordered

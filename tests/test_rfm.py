@@ -35,6 +35,7 @@ def test_ties_are_never_split():
     assert (out.F[s.purchase_days == 1] == 1).all() and out.F.nunique() < 5
 
 
+@pytest.mark.filterwarnings("ignore:RFM. all 5 customers share one value of M")  # spend is the same on purpose
 def test_explicit_breakpoints_and_other_bin_counts():
     s = summary({"a": (10, 1, 10), "b": (60, 2, 10), "c": (120, 3, 10), "d": (200, 6, 10), "e": (400, 1, 10)})
     out = RFM(breakpoints={"R": [30, 90, 180, 365]}).fit_transform(s)
@@ -85,6 +86,7 @@ def test_bad_rfm_arguments():
         RFM().fit(pd.DataFrame({"purchase_days": [1]}))
 
 
+@pytest.mark.filterwarnings("ignore:RFM. all 10 customers share one value")  # one purchase day each at the first date
 def test_migration_freezes_thresholds_and_counts_new_and_churned():
     def order(c, o, day, amount=10.0):
         return (c, o, pd.Timestamp(day), amount)
@@ -112,3 +114,16 @@ def test_concentration_known_answers():
     assert neg["negative_customers"] == 1 and neg["top_revenue_share"] == 1
     with pytest.raises(LoyaltyLabError, match="no customer with positive spend"):
         concentration(pd.Series([0.0, -1.0]))
+
+
+def test_one_customer_and_identical_customers_are_defined():
+    with pytest.warns(UserWarning, match="share one value of R, F, M"):
+        solo = RFM().fit_transform(summary({"solo": (5, 3, 100)}))
+    assert solo.cell["solo"] == "111" and solo.segment["solo"] == "Lost"
+    with pytest.warns(UserWarning, match="all 4 customers share one value"):
+        same = RFM().fit_transform(summary({c: (5, 3, 100) for c in "abcd"}))
+    assert same.cell.nunique() == 1 and same.segment.nunique() == 1
+    # breakpoints rank even a single customer, without a warning
+    fixed = RFM(breakpoints={"R": [7, 30, 90, 365], "F": [1, 2, 4, 8], "M": [50, 100, 200, 500]}).fit_transform(
+        summary({"solo": (5, 3, 100)}))
+    assert fixed.cell["solo"] == "532"
