@@ -14,8 +14,7 @@ from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'epoch_ms', 'summarize', 'min_by', 'cdnow', 'calibration_and_holdout',
-           'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
@@ -70,8 +69,8 @@ def _orders(t: ibis.Table, timezone: str = "UTC", first=None, last=None) -> ibis
 
 _SLOT = 900  # seconds: every real UTC offset is a multiple of 15 minutes
 
-@ibis.udf.scalar.builtin
-def epoch_ms(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:
+@ibis.udf.scalar.builtin(name="epoch_ms")
+def _epoch_ms(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:
     "Milliseconds since 1970 UTC (DuckDB). Ibis' epoch_seconds casts to local time first, the slow per-row lookup."
 
 def _with_day(o: ibis.Table, t: ibis.Table, timezone: str, first, last) -> ibis.Table:
@@ -90,7 +89,7 @@ def _with_day(o: ibis.Table, t: ibis.Table, timezone: str, first, last) -> ibis.
     number = (slots - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=_SLOT)  # resolution-proof
     lookup = ibis.memtable(pd.DataFrame({"_slot": np.asarray(number, dtype="int64"),
                                          "_day": slots.tz_convert(timezone).date}))
-    o = o.mutate(_slot=epoch_ms(o._ts) // (_SLOT * 1000))
+    o = o.mutate(_slot=_epoch_ms(o._ts) // (_SLOT * 1000))
     return o.inner_join(lookup, "_slot").drop("_slot")
 
 def _when(as_of, timezone: str) -> pd.Timestamp:
@@ -123,8 +122,8 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     out = expr.order_by("customer_id").to_pandas().set_index("customer_id")
     return _finish(out, when, time_unit)
 
-@ibis.udf.agg.builtin
-def min_by(arg: dt.float64, key: dt.date) -> dt.float64:
+@ibis.udf.agg.builtin(name="min_by")
+def _min_by(arg: dt.float64, key: dt.date) -> dt.float64:
     "`arg` at the smallest `key` (DuckDB's arg_min, Spark's min_by); Ibis' own argmin becomes a slow ordered aggregate."
 
 def _summary_expr(orders: ibis.Table, as_of_day, unit: int) -> ibis.Table:
@@ -139,7 +138,7 @@ def _summary_expr(orders: ibis.Table, as_of_day, unit: int) -> ibis.Table:
         first_purchase=days._first.min(), last_purchase=days._last.max(), orders=days._orders.sum(),
         purchase_days=days.count(where=bought), _first_day=days._day.min(where=bought),
         _last_day=days._day.max(where=bought), gross_spend=days._spend.sum(),
-        _first_day_spend=min_by(days._spend, days._day, where=bought),
+        _first_day_spend=_min_by(days._spend, days._day, where=bought),
         return_orders=days._returns.sum(), returns_value=days._returned.sum())
     frequency = per.purchase_days - 1
     as_of = ibis.literal(as_of_day)
@@ -190,7 +189,7 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     t = _columns(_table(lines), customer_id, ts, amount, order_id, "calibration_and_holdout")
     first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "calibration_and_holdout")
     t = t.filter(t._ts <= _cutoff(t, hold_end))
-    orders = _orders(t, timezone, first, hold_end)
+    orders = _orders(t, timezone, first, hold_end).cache()  # used three times below: group the lines once
     cal = _summary_expr(orders.filter(orders._ts <= _cutoff(t, cal_end)), cal_end.date(), unit)
     cal = cal.filter(cal.purchase_days > 0)
     hold = orders.filter((orders._ts > _cutoff(t, cal_end)) & orders._buy)
