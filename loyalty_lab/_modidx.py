@@ -169,6 +169,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary.cdnow': ('summary.html#cdnow', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary.customer_lines': ('summary.html#customer_lines', 'loyalty_lab/summary.py'),
+                                     'loyalty_lab.summary.line_amount': ('summary.html#line_amount', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary.summarize': ('summary.html#summarize', 'loyalty_lab/summary.py')},
             'loyalty_lab.synth': { 'loyalty_lab.synth.Noise': ('synth.html#noise', 'loyalty_lab/synth.py'),
                                    'loyalty_lab.synth.SynthConfig': ('synth.html#synthconfig', 'loyalty_lab/synth.py'),

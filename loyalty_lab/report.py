@@ -12,6 +12,7 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings
 from .warehouse import Warehouse
+from .summary import line_amount
 
 # %% auto #0
 __all__ = ['REPORT_NAME', 'data_coverage', 'monthly_sales', 'default_template', 'template_parameters', 'run_report']
@@ -36,7 +37,7 @@ def monthly_sales(wh: Warehouse) -> pd.DataFrame:
     "Revenue (net of returns and discounts), orders and buying customers per calendar month, in the lab's time zone."
     t = wh.table("order_lines")
     # casting TIMESTAMPTZ to a plain timestamp gives wall-clock time in the session (= lab) time zone
-    t = t.mutate(month=t.ts.cast("timestamp").truncate("M"), revenue=t.quantity * t.unit_price - t.discount.fill_null(0) * t.quantity.sign())
+    t = t.mutate(month=t.ts.cast("timestamp").truncate("M"), revenue=line_amount(t))
     m = t.group_by("month").aggregate(revenue=t.revenue.sum(), orders=t.order_id.nunique(),
                                       customers=(t.source_system.concat(":", t.source_customer_id)).nunique())
     return m.order_by("month").to_pandas()

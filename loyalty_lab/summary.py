@@ -14,7 +14,7 @@ from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'line_amount', 'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
@@ -209,11 +209,17 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     return out
 
 # %% ../notebooks/10_summary.ipynb #c11683f0
+def line_amount(lines: ibis.Table):
+    """Money of each order line: quantity × unit price − discount, the discount counted with the line's sign
+    (a return line repeats the discount of the sale, and the refund is what was paid)."""
+    q = lines.quantity.cast("float64")
+    return q * lines.unit_price.cast("float64") - lines.discount.cast("float64").fill_null(0) * q.sign()
+
 def customer_lines(warehouse) -> ibis.Table:
     "Order lines with customer_id (merged customer, else the source record id) and signed amount."
     l = warehouse.table("order_lines")
     l = l.mutate(_record=l.source_system.concat(":", l.source_customer_id),
-                 amount=l.quantity.cast("float64") * l.unit_price.cast("float64") - l.discount.cast("float64").fill_null(0))
+                 amount=line_amount(l))
     if "crosswalk" in warehouse.con.list_tables():
         x = warehouse.con.table("crosswalk").select("record_id", _customer="customer_id")
         l = l.left_join(x, l._record == x.record_id)

@@ -10,6 +10,7 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
 from .profiles import MergeOptions, golden_records
+from .summary import line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
@@ -33,7 +34,7 @@ def _ratio(a, b):
     return ibis.cases((b > 0, a.cast("float64") / b), else_=ibis.null("float64"))
 
 def _purchases(lines: ibis.Table) -> ibis.Table:
-    value = lines.quantity * lines.unit_price - lines.discount.fill_null(0)
+    value = line_amount(lines)
     l = lines.mutate(_value=value, _buy=lines.quantity > 0, _day=lines.ts.date())
     buy = l._buy
     p = l.group_by("customer_id").aggregate(

@@ -115,6 +115,10 @@ def test_warehouse_lines_are_attributed_to_merged_customers(tmp_path):
         resolve_customers(wh, options=MergeOptions())
         by_customer = summarize(customer_lines(wh), "2024-06-30", timezone="Europe/Belgrade")
         crosswalk = wh.con.table("crosswalk").to_pandas()
+    # amounts are what was paid: a return refunds the discounted price (its line repeats the sale's discount)
+    raw = pd.read_csv(SAMPLE / "order_lines.csv")
+    paid = (raw.quantity * raw.unit_price - raw.discount * np.sign(raw.quantity)).sum()
+    assert by_record.total_spend.sum() == pytest.approx(paid)
     # every source record's orders land on its customer; nothing is lost or counted twice
     assert by_customer.orders.sum() == by_record.orders.sum()
     assert by_customer.total_spend.sum() == pytest.approx(by_record.total_spend.sum())
