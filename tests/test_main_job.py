@@ -42,7 +42,8 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "segment_report.html", "segment_report.ipynb"]
     html = (folder / "segment_report.html").read_text()
     assert "Data coverage" in html and "Sales by month" in html and f"{n_lines:,}" in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2, "charts must travel inside the file"
+    # sales, profile merge, RFM segments, Lorenz curve
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4, "charts must travel inside the file"
     assert "profiles merged (full): 3,914 records → 2,007 customers" in done.stdout
     assert "Customers: merging the source profiles" in html
     assert "load_settings(" not in html  # code is hidden: marketing reads results, not Python
@@ -51,6 +52,10 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     assert metrics["order lines"] == n_lines and metrics["profiles"] == n_profiles
     assert metrics["customers (merged profiles)"] == metrics["profile_merge"]["customers"] == 2007
     assert metrics["revenue"] == pytest.approx(sample_revenue(project), abs=0.01)
+    assert "RFM segments" in html and "Contact calendar" in html and "Revenue concentration" in html
+    buyers = sum(metrics["rfm_segments"].values())
+    assert 0.95 * 2007 < buyers <= 2007 and sum(metrics["lifecycle_stages"].values()) == buyers
+    assert 0.5 < metrics["top_20_percent_revenue_share"] < 1 and 0 < metrics["contacts_next_7_days"] < buyers
     executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
