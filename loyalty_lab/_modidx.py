@@ -160,6 +160,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'loyalty_lab.summary._finish': ('summary.html#_finish', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._min_by': ('summary.html#_min_by', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._orders': ('summary.html#_orders', 'loyalty_lab/summary.py'),
+                                     'loyalty_lab.summary._orders_until': ('summary.html#_orders_until', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._summary_expr': ('summary.html#_summary_expr', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._table': ('summary.html#_table', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._unit': ('summary.html#_unit', 'loyalty_lab/summary.py'),

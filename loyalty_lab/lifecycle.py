@@ -10,7 +10,7 @@ import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
-from .summary import TIME_UNITS, _cutoff, _columns, _orders, _table, _when, summarize
+from .summary import TIME_UNITS, _cutoff, _columns, _orders_until, _table, _when, summarize
 
 # %% auto #0
 __all__ = ['STAGES', 'CONTACT_PLAYBOOK', 'LifecycleRules', 'lifecycle_stages', 'peak_weekday', 'contact_calendar',
@@ -70,9 +70,8 @@ CONTACT_PLAYBOOK = pd.DataFrame([
 def peak_weekday(lines, as_of, *, customer_id: str = "customer_id", ts: str = "ts", amount: str = "amount",
                  order_id: str | None = "order_id", timezone: str = "UTC") -> pd.Series:
     "Each customer's most frequent purchase weekday (0 = Monday) up to `as_of`, ties to the most recent."
-    when = _when(as_of, timezone)
-    t = _columns(_table(lines), customer_id, ts, amount, order_id, "peak_weekday")
-    o = _orders(t.filter(t._ts <= _cutoff(t, when)), timezone)
+    o = _orders_until(lines, _when(as_of, timezone), "peak_weekday", customer_id=customer_id, ts=ts, amount=amount,
+                      order_id=order_id, timezone=timezone)
     o = o.filter(o._buy).mutate(_weekday=o._day.day_of_week.index())
     w = o.group_by(["_c", "_weekday"]).aggregate(_n=o.count(), _last=o._ts.max())
     w = w.mutate(_rank=ibis.row_number().over(group_by=w._c, order_by=[ibis.desc(w._n), ibis.desc(w._last)]))
@@ -160,8 +159,8 @@ def cohort_retention(lines, as_of, *, customer_id: str = "customer_id", ts: str 
                      order_id: str | None = "order_id", timezone: str = "UTC") -> pd.DataFrame:
     "Share of each first-purchase-month cohort buying in each month since (rows: cohorts; columns: months since)."
     when = _when(as_of, timezone)
-    t = _columns(_table(lines), customer_id, ts, amount, order_id, "cohort_retention")
-    o = _orders(t.filter(t._ts <= _cutoff(t, when)), timezone)
+    o = _orders_until(lines, when, "cohort_retention", customer_id=customer_id, ts=ts, amount=amount,
+                      order_id=order_id, timezone=timezone)
     o = o.filter(o._buy).mutate(_month=o._day.year() * 12 + o._day.month() - 1)
     first = o.group_by("_c").aggregate(_cohort=o._month.min())
     active = o.select("_c", "_month").distinct().inner_join(first, "_c")

@@ -56,16 +56,16 @@ def _cutoff(t: ibis.Table, when: pd.Timestamp):
         return ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
     return ibis.literal(when.tz_localize(None).to_pydatetime(), type="timestamp")
 
-def _orders(t: ibis.Table, timezone: str = "UTC", first=None, last=None) -> ibis.Table:
+def _orders(t: ibis.Table, timezone: str, first, last) -> ibis.Table:
     """One row per order: customer, time, local day, net value, purchase or return (without order ids a row
-    is an order). `first`/`last`: the range of the times, when known (saves a query)."""
+    is an order). `first`/`last`: the range of the times."""
     if "_order" in t.columns:
         # a line without an order id is an order with the lines of the same customer at the same instant
         keyed = t.mutate(_order=t._order.fill_null(t._ts.cast("string")))
         o = keyed.group_by(["_c", "_order"]).aggregate(_ts=keyed._ts.min(), _value=keyed._amount.sum())
     else:
         o = t.select("_c", "_ts", _value=t._amount)
-    return _with_day(o, t, timezone, first, last).mutate(_buy=lambda x: x._value >= 0)
+    return _with_day(o, timezone, first, last).mutate(_buy=lambda x: x._value >= 0)
 
 _SLOT = 900  # seconds: every real UTC offset is a multiple of 15 minutes
 
@@ -73,15 +73,12 @@ _SLOT = 900  # seconds: every real UTC offset is a multiple of 15 minutes
 def _epoch_ms(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:
     "Milliseconds since 1970 UTC (DuckDB). Ibis' epoch_seconds casts to local time first, the slow per-row lookup."
 
-def _with_day(o: ibis.Table, t: ibis.Table, timezone: str, first, last) -> ibis.Table:
+def _with_day(o: ibis.Table, timezone: str, first, last) -> ibis.Table:
     """Add `_day`, the calendar day in `timezone`. Times with a zone would need a time-zone lookup per row
     (slow at tens of millions); all instants of one 15-minute slot share their local day, so the days of
     the slots between the first and last time are computed here once and joined."""
     if not o._ts.type().timezone:
         return o.mutate(_day=o._ts.date())
-    if first is None or last is None or pd.isna(first):
-        span = t.aggregate(first=t._ts.min(), last=t._ts.max()).to_pandas().iloc[0]
-        first, last = span["first"], span["last"]
     if pd.isna(first):  # no lines
         return o.mutate(_day=ibis.null("date"))
     start = pd.Timestamp(first).tz_convert("UTC").floor(f"{_SLOT}s")
@@ -91,6 +88,13 @@ def _with_day(o: ibis.Table, t: ibis.Table, timezone: str, first, last) -> ibis.
                                          "_day": slots.tz_convert(timezone).date}))
     o = o.mutate(_slot=_epoch_ms(o._ts) // (_SLOT * 1000))
     return o.inner_join(lookup, "_slot").drop("_slot")
+
+def _orders_until(lines, until: pd.Timestamp, what: str, *, customer_id: str, ts: str, amount: str,
+                  order_id: str | None, timezone: str) -> ibis.Table:
+    "The orders of `lines` (checked: names, types, no empty values) with nothing dated after `until`."
+    t = _columns(_table(lines), customer_id, ts, amount, order_id, what)
+    first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, what)
+    return _orders(t.filter(t._ts <= _cutoff(t, until)), timezone, first, until)
 
 def _when(as_of, timezone: str) -> pd.Timestamp:
     if as_of is None:
@@ -113,10 +117,9 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     order line (or per transaction), signed `amount` (negative for returns)."""
     unit = _unit(time_unit)
     when = _when(as_of, timezone)
-    t = _columns(_table(lines), customer_id, ts, amount, order_id, "summarize")
-    first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "summarize")
-    t = t.filter(t._ts <= _cutoff(t, when))
-    expr = _summary_expr(_orders(t, timezone, first, when), when.date(), unit)
+    orders = _orders_until(lines, when, "summarize", customer_id=customer_id, ts=ts, amount=amount,
+                           order_id=order_id, timezone=timezone)
+    expr = _summary_expr(orders, when.date(), unit)
     if lazy:
         return expr
     # through Arrow: Ibis' own to_pandas conversion takes ~3× as long for millions of customers
@@ -187,13 +190,12 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     cal_end, hold_end = _when(calibration_end, timezone), _when(holdout_end, timezone)
     if hold_end <= cal_end:
         raise LoyaltyLabError(f"holdout_end {holdout_end} must be after calibration_end {calibration_end}")
-    t = _columns(_table(lines), customer_id, ts, amount, order_id, "calibration_and_holdout")
-    first = _check_no_nulls(t, {"_c": customer_id, "_ts": ts, "_amount": amount}, "calibration_and_holdout")
-    t = t.filter(t._ts <= _cutoff(t, hold_end))
-    orders = _orders(t, timezone, first, hold_end).cache()  # used three times below: group the lines once
-    cal = _summary_expr(orders.filter(orders._ts <= _cutoff(t, cal_end)), cal_end.date(), unit)
+    orders = _orders_until(lines, hold_end, "calibration_and_holdout", customer_id=customer_id, ts=ts, amount=amount,
+                           order_id=order_id, timezone=timezone).cache()  # used three times below: group the lines once
+    cal_cutoff = _cutoff(orders, cal_end)
+    cal = _summary_expr(orders.filter(orders._ts <= cal_cutoff), cal_end.date(), unit)
     cal = cal.filter(cal.purchase_days > 0)
-    hold = orders.filter((orders._ts > _cutoff(t, cal_end)) & orders._buy)
+    hold = orders.filter((orders._ts > cal_cutoff) & orders._buy)
     days = hold.group_by(["_c", "_day"]).aggregate(_spend=hold._value.sum())
     hold = days.group_by("_c").aggregate(frequency_holdout=days.count(), spend_holdout=days._spend.sum())
     j = cal.left_join(hold, cal.customer_id == hold._c)
@@ -206,7 +208,7 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     buyers = orders.filter(orders._buy)
     out.attrs.update(calibration_end=cal_end.isoformat(), holdout_end=hold_end.isoformat(), time_unit=time_unit,
                      new_in_holdout=int(buyers.group_by("_c").aggregate(_first_buy=buyers._ts.min())
-                                        .filter(lambda x: x._first_buy > _cutoff(t, cal_end)).count().execute()))
+                                        .filter(lambda x: x._first_buy > cal_cutoff).count().execute()))
     return out
 
 # %% ../notebooks/10_summary.ipynb #c11683f0
