@@ -10,7 +10,7 @@ import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
-from .summary import TIME_UNITS, _cutoff, _columns, _orders_until, _table, _when, summarize
+from .summary import TIME_UNITS, _cutoff, _columns, _orders_until, _table, _when
 
 # %% auto #0
 __all__ = ['STAGES', 'CONTACT_PLAYBOOK', 'LifecycleRules', 'lifecycle_stages', 'peak_weekday', 'contact_calendar',

@@ -5,7 +5,7 @@
 # %% ../notebooks/11_rfm.ipynb #ebca0733
 from __future__ import annotations
 import re, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
