@@ -164,6 +164,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'loyalty_lab.summary._summary_expr': ('summary.html#_summary_expr', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._table': ('summary.html#_table', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._unit': ('summary.html#_unit', 'loyalty_lab/summary.py'),
+                                     'loyalty_lab.summary._utc_offsets': ('summary.html#_utc_offsets', 'loyalty_lab/summary.py'),
+                                     'loyalty_lab.summary._wall_ms': ('summary.html#_wall_ms', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._when': ('summary.html#_when', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary._with_day': ('summary.html#_with_day', 'loyalty_lab/summary.py'),
                                      'loyalty_lab.summary.calibration_and_holdout': ( 'summary.html#calibration_and_holdout',

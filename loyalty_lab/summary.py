@@ -43,8 +43,9 @@ def _columns(t: ibis.Table, customer_id: str, ts: str, amount: str, order_id: st
 
 def _check_no_nulls(t: ibis.Table, names: dict, what: str):
     "Lines without a customer, time or amount cannot be counted anywhere: refuse them. Returns the earliest time."
-    found = t.aggregate(_first=t._ts.min(), **{k: t[k].isnull().sum() for k in ("_c", "_ts", "_amount")}).to_pandas().iloc[0]
-    bad = {names[k]: int(n) for k, n in found.drop("_first").items() if n}
+    # count(column) (values present) rather than summing is-null flags: a table's statistics answer it at once
+    found = t.aggregate(_first=t._ts.min(), _lines=t.count(), **{k: t[k].count() for k in ("_c", "_ts", "_amount")}).to_pandas().iloc[0]
+    bad = {names[k]: int(found["_lines"] - n) for k, n in found.drop(["_first", "_lines"]).items() if n < found["_lines"]}
     if bad:
         raise LoyaltyLabError(f"{what}: empty values in {', '.join(f'{c} ({n} lines)' for c, n in bad.items())}; "
                               "fix or remove those lines first (the warehouse quarantines them on load)")
@@ -67,27 +68,44 @@ def _orders(t: ibis.Table, timezone: str, first, last) -> ibis.Table:
         o = t.select("_c", "_ts", _value=t._amount)
     return _with_day(o, timezone, first, last).mutate(_buy=lambda x: x._value >= 0)
 
-_SLOT = 900  # seconds: every real UTC offset is a multiple of 15 minutes
+_SLOT = "15min"  # every UTC offset in use since 1970 is a multiple of 15 minutes, and so are its changes
+_MS_PER_DAY = 86_400_000
+_EPOCH = pd.Timestamp("1970-01-01").date()
 
 @ibis.udf.scalar.builtin(name="epoch_ms")
 def _epoch_ms(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:
     "Milliseconds since 1970 UTC (DuckDB). Ibis' epoch_seconds casts to local time first, the slow per-row lookup."
 
+@ibis.udf.scalar.builtin(name="epoch_ms")
+def _wall_ms(ts: dt.Timestamp()) -> dt.int64:
+    "Milliseconds since 1970 of a time without zone, as written."
+
+def _utc_offsets(timezone: str, first, last) -> list[tuple[int, int]]:
+    """(from, offset): the UTC offsets of `timezone` in force between `first` and `last`, each from its start
+    (ms since 1970 UTC), earliest first."""
+    start = pd.Timestamp(first).tz_convert("UTC").floor(_SLOT)
+    slots = pd.date_range(start, max(start, pd.Timestamp(last).tz_convert("UTC")), freq=_SLOT)
+    offset = np.asarray(slots.tz_convert(timezone).tz_localize(None) - slots.tz_localize(None), "timedelta64[ms]").astype("int64")
+    at = np.asarray(slots.tz_localize(None), "datetime64[ms]").astype("int64")
+    change = np.r_[0, np.flatnonzero(np.diff(offset)) + 1]
+    return [(int(at[i]), int(offset[i])) for i in change]
+
 def _with_day(o: ibis.Table, timezone: str, first, last) -> ibis.Table:
-    """Add `_day`, the calendar day in `timezone`. Times with a zone would need a time-zone lookup per row
-    (slow at tens of millions); all instants of one 15-minute slot share their local day, so the days of
-    the slots between the first and last time are computed here once and joined."""
-    if not o._ts.type().timezone:
-        return o.mutate(_day=o._ts.date())
-    if pd.isna(first):  # no lines
-        return o.mutate(_day=ibis.null("date"))
-    start = pd.Timestamp(first).tz_convert("UTC").floor(f"{_SLOT}s")
-    slots = pd.date_range(start, pd.Timestamp(last).tz_convert("UTC"), freq=f"{_SLOT}s")
-    number = (slots - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=_SLOT)  # resolution-proof
-    lookup = ibis.memtable(pd.DataFrame({"_slot": np.asarray(number, dtype="int64"),
-                                         "_day": slots.tz_convert(timezone).date}))
-    o = o.mutate(_slot=_epoch_ms(o._ts) // (_SLOT * 1000))
-    return o.inner_join(lookup, "_slot").drop("_slot")
+    """Add the calendar day in `timezone`: `_dayno` (days since 1970-01-01, what the summary counts with) and
+    `_day` (the date). A time-zone lookup per row is slow at tens of millions of rows; instead the few UTC
+    offsets in force between the first and last time become one CASE expression (at most a couple per
+    year: daylight saving), and the local day is plain integer arithmetic."""
+    if not o._ts.type().timezone:  # taken as written
+        dayno = _wall_ms(o._ts) // _MS_PER_DAY
+    elif pd.isna(first):  # no lines
+        dayno = ibis.null("int64")
+    else:
+        ms = _epoch_ms(o._ts)
+        (_, earliest), *later = _utc_offsets(timezone, first, last)
+        offset = ibis.cases(*[(ms >= since, off) for since, off in reversed(later)], else_=earliest) if later else earliest
+        dayno = (ms + offset) // _MS_PER_DAY
+    o = o.mutate(_dayno=dayno)
+    return o.mutate(_day=ibis.literal(_EPOCH) + o._dayno.as_interval("D"))  # dropped by the engine where unused
 
 def _orders_until(lines, until: pd.Timestamp, what: str, *, customer_id: str, ts: str, amount: str,
                   order_id: str | None, timezone: str) -> ibis.Table:
@@ -127,32 +145,34 @@ def summarize(lines, as_of, time_unit: str = "D", *, customer_id: str = "custome
     return _finish(out, when, time_unit)
 
 @ibis.udf.agg.builtin(name="min_by")
-def _min_by(arg: dt.float64, key: dt.date) -> dt.float64:
+def _min_by(arg: dt.float64, key: dt.int64) -> dt.float64:
     "`arg` at the smallest `key` (DuckDB's arg_min, Spark's min_by); Ibis' own argmin becomes a slow ordered aggregate."
 
 def _summary_expr(orders: ibis.Table, as_of_day, unit: int) -> ibis.Table:
     # one chain of group-bys (orders → customer-days → customers), purchases and returns side by side: an
-    # engine may evaluate a subquery used twice twice, and the orders group-by is the expensive step
-    o = orders
-    days = o.group_by(["_c", "_day"]).aggregate(
-        _spend=o._value.sum(where=o._buy), _orders=o.count(where=o._buy), _first=o._ts.min(where=o._buy),
-        _last=o._ts.max(where=o._buy), _returns=o.count(where=~o._buy), _returned=-o._value.sum(where=~o._buy))
-    bought = days._orders > 0
+    # engine may evaluate a subquery used twice twice, and the orders group-by is the expensive step. The
+    # split is made by values left empty for the other kind (aggregates skip empty values), one CASE per
+    # column rather than a FILTER per aggregate; days are day numbers, not dates: integer arithmetic.
+    o = orders.mutate(_bought=ibis.cases((orders._buy, orders._value)), _bought_at=ibis.cases((orders._buy, orders._ts)),
+                      _returned=ibis.cases((~orders._buy, -orders._value)))
+    days = o.group_by(["_c", "_dayno"]).aggregate(
+        _spend=o._bought.sum(), _orders=o._bought.count(), _first=o._bought_at.min(), _last=o._bought_at.max(),
+        _returns=o._returned.count(), _returned=o._returned.sum())
+    days = days.mutate(_purchase_day=ibis.cases((days._orders > 0, days._dayno)))  # empty: only returns that day
     per = days.group_by("_c").aggregate(
         first_purchase=days._first.min(), last_purchase=days._last.max(), orders=days._orders.sum(),
-        purchase_days=days.count(where=bought), _first_day=days._day.min(where=bought),
-        _last_day=days._day.max(where=bought), gross_spend=days._spend.sum(),
-        _first_day_spend=_min_by(days._spend, days._day, where=bought),
+        purchase_days=days._purchase_day.count(), _first_day=days._purchase_day.min(),
+        _last_day=days._purchase_day.max(), gross_spend=days._spend.sum(),
+        _first_day_spend=_min_by(days._spend, days._purchase_day),
         return_orders=days._returns.sum(), returns_value=days._returned.sum())
     frequency = per.purchase_days - 1
-    as_of = ibis.literal(as_of_day)
+    as_of = ibis.literal((as_of_day - _EPOCH).days)
     out = per.select(
         customer_id=per._c, first_purchase=per.first_purchase, last_purchase=per.last_purchase,
-        days_since_last_purchase=as_of.delta(per._last_day, unit="day"), orders=per.orders,
-        purchase_days=per.purchase_days,
+        days_since_last_purchase=as_of - per._last_day, orders=per.orders, purchase_days=per.purchase_days,
         frequency=ibis.cases((per.purchase_days > 0, frequency.cast("float64")), else_=ibis.null("float64")),
-        recency=per._last_day.delta(per._first_day, unit="day").cast("float64") / unit,
-        T=as_of.delta(per._first_day, unit="day").cast("float64") / unit,
+        recency=(per._last_day - per._first_day).cast("float64") / unit,
+        T=(as_of - per._first_day).cast("float64") / unit,
         monetary_value=ibis.cases((frequency > 0, (per.gross_spend - per._first_day_spend) / frequency),
                                   (frequency == 0, 0.0), else_=ibis.null("float64")),
         gross_spend=per.gross_spend.fill_null(0.0), return_orders=per.return_orders,
@@ -196,7 +216,7 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     cal = _summary_expr(orders.filter(orders._ts <= cal_cutoff), cal_end.date(), unit)
     cal = cal.filter(cal.purchase_days > 0)
     hold = orders.filter((orders._ts > cal_cutoff) & orders._buy)
-    days = hold.group_by(["_c", "_day"]).aggregate(_spend=hold._value.sum())
+    days = hold.group_by(["_c", "_dayno"]).aggregate(_spend=hold._value.sum())
     hold = days.group_by("_c").aggregate(frequency_holdout=days.count(), spend_holdout=days._spend.sum())
     j = cal.left_join(hold, cal.customer_id == hold._c)
     out = j.select(*[j[c].name(f"{c}_cal") for c in SUMMARY_COLUMNS], customer_id=j.customer_id,

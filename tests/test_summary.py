@@ -136,3 +136,17 @@ def test_days_are_local_days_of_the_given_time_zone():
     after_dst = two.assign(ts=two.ts + pd.Timedelta(days=1))  # 23:30 UTC on 31 March = 01:30 on 1 April (UTC+2)
     s = summarize(after_dst, "2024-04-02", timezone="Europe/Belgrade")
     assert s.loc["a", "first_purchase"] == pd.Timestamp("2024-03-31 22:30", tz="UTC") and s.loc["a", "frequency"] == 0
+
+
+@pytest.mark.parametrize("zone", ["Europe/Belgrade", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"])
+def test_local_days_match_pandas_across_years_of_offset_changes(zone):
+    # one customer per random instant over 12 years (24 DST changes; Lord Howe's are half an hour, Kathmandu
+    # is UTC+5:45 and moved from +5:30 in 1986): each customer's last purchase day is the local date pandas gives
+    rng = np.random.default_rng(7)
+    start = pd.Timestamp("2012-01-01", tz="UTC").value // 10**9
+    ts = pd.to_datetime(rng.integers(start, start + 12 * 365 * 86400, 3000), unit="s", utc=True)
+    ts = ts.append(pd.DatetimeIndex(["1985-06-01 12:00", "1986-06-01 12:00"], tz="UTC"))
+    one = pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(ts))], "ts": ts, "amount": 1.0})
+    s = summarize(one, "2024-01-05", timezone=zone, order_id=None)
+    expected_days = (pd.Timestamp("2024-01-05").date() - pd.Series(ts.tz_convert(zone).date, index=one.customer_id)).map(lambda d: d.days)
+    assert (s.days_since_last_purchase == expected_days[s.index]).all()
