@@ -18,16 +18,18 @@ from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
 from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profiles, pairwise_scores,
                                   resolve_customers, standardise)
 from .view360 import customer_360, forget
-from .summary import calibration_and_holdout, cdnow, customer_lines, summarize
+from .summary import calibration_and_holdout, cdnow, customer_lines, daily_purchases, summarize
 from .rfm import RFM, Migration, Segment, concentration, segment_map, segment_migration, segment_table
 from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, lifecycle_stages, new_vs_existing,
                                    peak_weekday)
+from .clv import Backtest, ClvModel, backtest, intervals, p_alive_matrix, simulate
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",
-           "calibration_and_holdout", "cdnow", "customer_lines", "summarize",
+           "calibration_and_holdout", "cdnow", "customer_lines", "daily_purchases", "summarize",
            "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table",
-           "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday"]
+           "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday",
+           "Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate"]

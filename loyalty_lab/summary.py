@@ -14,7 +14,8 @@ from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'line_amount', 'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'daily_purchases', 'line_amount',
+           'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
@@ -232,6 +233,27 @@ def calibration_and_holdout(lines, calibration_end, holdout_end, time_unit: str 
     return out
 
 # %% ../notebooks/10_summary.ipynb #c11683f0
+def daily_purchases(lines, until, cohort_end=None, *, customer_id: str = "customer_id", ts: str = "ts",
+                    amount: str = "amount", order_id: str | None = "order_id", timezone: str = "UTC") -> pd.DataFrame:
+    "Per day up to `until`: first purchases and repeat purchase days of the customers who first bought by `cohort_end`."
+    when = _when(until, timezone)
+    cohort = _when(cohort_end, timezone) if cohort_end is not None else when
+    o = _orders_until(lines, when, "daily_purchases", customer_id=customer_id, ts=ts, amount=amount,
+                      order_id=order_id, timezone=timezone)
+    days = o.filter(o._buy).select("_c", "_dayno").distinct()
+    first = days.group_by("_c").aggregate(_first=days._dayno.min())
+    first = first.filter(first._first <= (cohort.date() - _EPOCH).days)
+    j = days.inner_join(first, "_c")
+    counts = j.group_by("_dayno").aggregate(first=j.count(where=j._dayno == j._first),
+                                            repeat=j.count(where=j._dayno > j._first)).to_pyarrow().to_pandas()
+    start = counts._dayno.min() if len(counts) else (when.date() - _EPOCH).days
+    every_day = pd.RangeIndex(start, (when.date() - _EPOCH).days + 1)
+    out = counts.set_index("_dayno").reindex(every_day, fill_value=0).astype("int64")
+    out.index = pd.to_datetime(_EPOCH) + pd.to_timedelta(out.index, unit="D")
+    out.index.name = "day"
+    return out[["first", "repeat"]]
+
+# %% ../notebooks/10_summary.ipynb #f9b5e1c4
 def line_amount(lines: ibis.Table):
     """Money of each order line: quantity × unit price − discount, the discount counted with the line's sign
     (a return line repeats the discount of the sale, and the refund is what was paid)."""
