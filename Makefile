@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_synth.py
 	$(BIN)/python tests/bench/bench_merge.py
 	$(BIN)/python tests/bench/bench_summary.py
+	$(BIN)/python tests/bench/bench_clv.py
 
 # JupyterLab with the project's kernel.
 lab: install

@@ -37,6 +37,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'loyalty_lab.clv._internal_start': ('clv.html#_internal_start', 'loyalty_lab/clv.py'),
                                  'loyalty_lab.clv._ml_features': ('clv.html#_ml_features', 'loyalty_lab/clv.py'),
                                  'loyalty_lab.clv._not_converged': ('clv.html#_not_converged', 'loyalty_lab/clv.py'),
+                                 'loyalty_lab.clv._numeric_hessian': ('clv.html#_numeric_hessian', 'loyalty_lab/clv.py'),
                                  'loyalty_lab.clv._out_of_fold': ('clv.html#_out_of_fold', 'loyalty_lab/clv.py'),
                                  'loyalty_lab.clv._quiet': ('clv.html#_quiet', 'loyalty_lab/clv.py'),
                                  'loyalty_lab.clv._resample': ('clv.html#_resample', 'loyalty_lab/clv.py'),

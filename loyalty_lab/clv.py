@@ -66,9 +66,33 @@ def _not_converged(label: str, n: int, unit: str) -> LoyaltyLabError:
                            f"then 0.01), time in {other}, or more history (a longer calibration period)")
 
 # %% ../notebooks/13_clv.ipynb #c4b66167
+def _numeric_hessian(fitter_class):
+    """`fitter_class` with lifetimes' own `_fit` (scipy's BFGS on autograd's exact gradient) except for the Hessian
+    at the optimum, which lifetimes gets by differentiating twice through autograd — most of the time of a
+    fit on a million customers. Forward differences of the exact gradient give it in one gradient per
+    parameter, ~4× faster, equal to ~1e-6 (tested). The estimates are the optimiser's, untouched."""
+    class Fitter(fitter_class):
+        def _fit(self, minimizing_function_args, initial_params, params_size, disp, tol=1e-7, bounds=None, **kwargs):
+            from autograd import grad, value_and_grad
+            from scipy.optimize import minimize
+            x0 = 0.1 * np.ones(params_size) if initial_params is None else initial_params
+            out = minimize(value_and_grad(self._negative_log_likelihood), jac=True, tol=tol, x0=x0, bounds=bounds,
+                           args=minimizing_function_args, options={"disp": disp, **kwargs})
+            if not out.success:
+                raise ValueError(f"the optimiser did not converge: {out.message}")
+            gradient = grad(self._negative_log_likelihood)
+            h = 1e-7 * np.maximum(1.0, np.abs(out.x))  # ≈ √(machine ε): forward differences from the optimum's gradient
+            hessian = np.column_stack([(gradient(out.x + step, *minimizing_function_args) - out.jac) / step[i]
+                                       for i, step in enumerate(np.diag(h))])
+            return out.x, out.fun, (hessian + hessian.T) / 2
+    Fitter.__name__ = Fitter.__qualname__ = fitter_class.__name__
+    return Fitter
+
+_FITTERS = {cls: _numeric_hessian(cls) for cls in (BetaGeoFitter, ModifiedBetaGeoFitter, GammaGammaFitter)}
+
 def _fit_weighted(fitter_class, penalizer: float, columns, rows: pd.DataFrame, start=None, curvature=None, seed=0):
     "One lifetimes fit on weighted unique rows; `start` (the fitter's internal parameters) and `curvature` warm-start it."
-    fitter = fitter_class(penalizer_coef=penalizer)
+    fitter = _FITTERS.get(fitter_class, fitter_class)(penalizer_coef=penalizer)
     args = [rows[c].to_numpy() for c in columns]
     if fitter_class is ParetoNBDFitter:  # Nelder-Mead from seeded random points (lifetimes' own are unseeded)
         starts = [start] if start is not None else list(np.random.default_rng(seed).normal(1.0, 0.05, (3, 4)))
@@ -99,9 +123,10 @@ def _internal_start(fitter, scale: float) -> tuple[np.ndarray, np.ndarray | None
 def _time_scale(fitter_class, rows: pd.DataFrame) -> float:
     return 1.0 if fitter_class is GammaGammaFitter else 1.0 / rows["T"].max()  # lifetimes' _scale_time
 
-def _fit(fitter_class, penalizer: float, columns, rows: pd.DataFrame, seed: int, start_from=None):
-    """Fit on weighted unique `rows`; warm-started from `start_from` (a fitted fitter) or, for many rows, from a
-    fit on a subsample of customers."""
+def _fit(fitter_class, penalizer: float, columns, customers: pd.DataFrame, seed: int, start_from=None):
+    """Fit on the weighted unique rows of `customers`; warm-started from `start_from` (a fitted fitter) or, for
+    many rows, from a fit on a subsample of customers."""
+    rows = _unique_rows(customers, columns)
     if start_from is None and len(rows) > WARM_START_ROWS:
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(rows), _SUBSAMPLE, p=rows.weight.to_numpy() / rows.weight.sum())
@@ -169,7 +194,7 @@ class ClvModel:
         self.time_unit_ = summary.attrs["time_unit"]
         self.as_of_ = summary.attrs.get("as_of")
         self.customers_ = len(x)
-        jobs = {self.label: (MODELS[self.model][1], _BTYD, _unique_rows(x, _BTYD), len(x),
+        jobs = {self.label: (MODELS[self.model][1], _BTYD, x, len(x),
                              start_from.transactions_ if start_from else None)}
         self.spend_, self.spend_excluded_, self.independence_ = None, 0, np.nan
         if self.spend:
@@ -180,12 +205,12 @@ class ClvModel:
                               f"correlate at {self.independence_:.2f} (|r| > {INDEPENDENCE_LIMIT}): read spend predictions "
                               "with care", stacklevel=2)
             columns = ["frequency", "monetary_value"]
-            jobs["Gamma-Gamma"] = (GammaGammaFitter, columns, _unique_rows(repeat, columns), len(repeat),
+            jobs["Gamma-Gamma"] = (GammaGammaFitter, columns, repeat, len(repeat),
                                    start_from.spend_ if start_from and start_from.spend_ else None)
         # the two fits side by side: numpy does the heavy lifting outside Python's lock
         with _quiet(), ThreadPoolExecutor(len(jobs)) as pool:
-            running = {label: pool.submit(_fit, cls, self.penalizer, cols, rows, self.seed, start)
-                       for label, (cls, cols, rows, n, start) in jobs.items()}
+            running = {label: pool.submit(_fit, cls, self.penalizer, cols, customers, self.seed, start)
+                       for label, (cls, cols, customers, n, start) in jobs.items()}
             fitted = {}
             for label, job in running.items():
                 try:

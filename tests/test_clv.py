@@ -77,6 +77,20 @@ def test_warm_started_fit_reaches_the_cold_fit(cal, monkeypatch):
     assert np.allclose(warm.transactions_.params_.to_numpy(), cold.to_numpy(), rtol=1e-4)
 
 
+def test_hessian_by_differences_equals_lifetimes_own(split):
+    from lifetimes import GammaGammaFitter, ModifiedBetaGeoFitter
+    repeat = split[split.frequency_cal > 0]
+    for fitter, data in ((BetaGeoFitter, split[["frequency_cal", "recency_cal", "T_cal"]]),
+                         (ModifiedBetaGeoFitter, split[["frequency_cal", "recency_cal", "T_cal"]]),
+                         (GammaGammaFitter, repeat[["frequency_cal", "monetary_value_cal"]])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = fitter().fit(*data.to_numpy().T)
+            ours = clv._FITTERS[fitter]().fit(*data.to_numpy().T)
+        assert np.array_equal(ours.params_.to_numpy(), theirs.params_.to_numpy())
+        assert np.allclose(ours._hessian_, theirs._hessian_, rtol=1e-5, atol=1e-8), fitter.__name__
+
+
 def test_predictions_match_hand_computation(bgnbd, cal):
     p = bgnbd.predict(cal, horizons_days=(30, 365), horizon_days=365, discount_rate=0.0)
     r, alpha, a, b = bgnbd.transactions_.params_[["r", "alpha", "a", "b"]]
