@@ -200,3 +200,12 @@ def test_non_convergence_says_what_to_try(cal, monkeypatch):
     monkeypatch.setattr(clv, "_fit", fails)
     with pytest.raises(LoyaltyLabError, match=r"BG/NBD did not converge on 2,357 customers: try a penalizer .*days \('D'\).*longer calibration"):
         ClvModel().fit(cal)
+
+
+def test_pareto_random_starts_are_seeded_and_settings_choose_the_model(cal):
+    first, again = (ClvModel("pareto_nbd", seed=3, spend=False).fit(cal) for _ in range(2))
+    assert np.array_equal(first.transactions_.params_.to_numpy(), again.transactions_.params_.to_numpy())
+    from loyalty_lab.config import load_settings
+    settings = load_settings(flags={"clv.model": "mbgnbd", "clv.penalizer": "0.001", "run.seed": "9"}, env={})
+    chosen = ClvModel.from_settings(settings)
+    assert (chosen.model, chosen.penalizer, chosen.seed, chosen.label) == ("mbgnbd", 0.001, 9, "MBG/NBD")
