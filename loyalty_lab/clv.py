@@ -8,7 +8,7 @@ calibration / holdout split, with intervals and a machine-learning comparator.""
 from __future__ import annotations
 import contextlib, io, math, warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
@@ -528,9 +528,8 @@ def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, model
     by_frequency.insert(0, "customers", bucket.value_counts())
     by_frequency.index.name = "frequency"
     tracking = _tracking(daily_purchases(lines, holdout_end, calibration_end, **where), fitted, TIME_UNITS[time_unit])
-    out = Backtest(split, fitted, comparison, by_frequency, tracking, predictions, str(pd.Timestamp(calibration_end).date()),
-                   best=comparison.purchases_rmse.idxmin())
-    return out
+    return Backtest(split, fitted, comparison, by_frequency, tracking, predictions, str(pd.Timestamp(calibration_end).date()),
+                    best=comparison.purchases_rmse.idxmin())
 
 def _scores(predicted: dict, actual: dict) -> dict:
     return {f"{k}_{stat}": v for k in actual for stat, v in _errors(predicted[k], actual[k]).items()}
