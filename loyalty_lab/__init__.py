@@ -23,6 +23,7 @@ from .rfm import RFM, Migration, Segment, concentration, segment_map, segment_mi
 from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, lifecycle_stages, new_vs_existing,
                                    peak_weekday)
 from .clv import Backtest, ClvModel, backtest, intervals, p_alive_matrix, simulate
+from .segments import FEATURE_GROUPS, Lookalikes, Segmenter, behaviour_features, segment_name
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
@@ -32,4 +33,5 @@ __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "S
            "calibration_and_holdout", "cdnow", "customer_lines", "daily_purchases", "summarize",
            "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table",
            "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday",
-           "Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate"]
+           "Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate",
+           "FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name"]

@@ -78,7 +78,9 @@ def _numeric_hessian(fitter_class):
             x0 = 0.1 * np.ones(params_size) if initial_params is None else initial_params
             out = minimize(value_and_grad(self._negative_log_likelihood), jac=True, tol=tol, x0=x0, bounds=bounds,
                            args=minimizing_function_args, options={"disp": disp, **kwargs})
-            if not out.success:
+            # BFGS may stop on "precision loss" right at the optimum (typical of a warm start): accept that when
+            # the gradient is practically zero, as it is at a converged fit
+            if not (out.success or (out.status == 2 and np.abs(out.jac).max() < 1e-5)):
                 raise ValueError(f"the optimiser did not converge: {out.message}")
             gradient = grad(self._negative_log_likelihood)
             h = 1e-7 * np.maximum(1.0, np.abs(out.x))  # ≈ √(machine ε): forward differences from the optimum's gradient
@@ -135,7 +137,10 @@ def _fit(fitter_class, penalizer: float, columns, customers: pd.DataFrame, seed:
     if start_from is None:
         return _fit_weighted(fitter_class, penalizer, columns, rows, seed=seed)
     start, curvature = _internal_start(start_from, _time_scale(fitter_class, rows))
-    return _fit_weighted(fitter_class, penalizer, columns, rows, start, curvature, seed)
+    try:
+        return _fit_weighted(fitter_class, penalizer, columns, rows, start, curvature, seed)
+    except (ValueError, ArithmeticError):  # a start that misleads the optimiser: from lifetimes' own start instead
+        return _fit_weighted(fitter_class, penalizer, columns, rows, seed=seed)
 
 def _fitted(fitter, label: str, n: int, unit: str):
     if not np.isfinite(fitter.params_.to_numpy()).all() or (fitter.params_.to_numpy() <= 0).any():
@@ -326,14 +331,25 @@ def simulate(model: "ClvModel", summary: pd.DataFrame, days: float, draws: int =
     t = days / TIME_UNITS[model.time_unit_]
     purchases, spend = [], []
     for b in range(bootstraps):
-        refit = model if b == 0 else ClvModel(model.model, model.penalizer, int(rng.integers(1 << 31)), model.spend).fit(
-            _resample(x, rng, summary.attrs), start_from=model)
+        refit = model if b == 0 else _refit(model, x, rng, summary.attrs)
         p_alive = refit._per_unique(x[_BTYD].astype(float), refit.transactions_.conditional_probability_alive)
         for _ in range(draws // bootstraps):
             n, s = _simulate_once(refit, x, p_alive, t, rng)
             purchases.append(n)
             spend.append(s)
     return x, np.column_stack(purchases), np.column_stack(spend)
+
+def _refit(model: "ClvModel", x: pd.DataFrame, rng, attrs, attempts: int = 3) -> "ClvModel":
+    "The model refitted on a bootstrap resample of its customers; another resample if one cannot be fitted."
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the independence check was reported by the main fit
+                return ClvModel(model.model, model.penalizer, int(rng.integers(1 << 31)), model.spend).fit(
+                    _resample(x, rng, attrs), start_from=model)
+        except LoyaltyLabError:
+            if attempt == attempts - 1:
+                raise
 
 def _resample(x: pd.DataFrame, rng, attrs) -> pd.DataFrame:
     out = x.iloc[rng.integers(0, len(x), len(x))].reset_index(drop=True)
