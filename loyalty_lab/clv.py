@@ -212,8 +212,10 @@ class ClvModel:
             columns = ["frequency", "monetary_value"]
             jobs["Gamma-Gamma"] = (GammaGammaFitter, columns, repeat, len(repeat),
                                    start_from.spend_ if start_from and start_from.spend_ else None)
-        # the two fits side by side: numpy does the heavy lifting outside Python's lock
-        with _quiet(), ThreadPoolExecutor(len(jobs)) as pool:
+        # on large data the two fits run side by side (numpy does the heavy lifting outside Python's lock); small
+        # ones one after the other, where threads gain nothing
+        workers = len(jobs) if len(x) > WARM_START_ROWS else 1
+        with _quiet(), ThreadPoolExecutor(workers) as pool:
             running = {label: pool.submit(_fit, cls, self.penalizer, cols, customers, self.seed, start)
                        for label, (cls, cols, customers, n, start) in jobs.items()}
             fitted = {}
