@@ -24,6 +24,7 @@ from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, life
                                    peak_weekday)
 from .clv import Backtest, ClvModel, backtest, intervals, p_alive_matrix, simulate
 from .segments import FEATURE_GROUPS, Lookalikes, Segmenter, behaviour_features, segment_name
+from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift, plot_qini, qini_coefficient, qini_curve
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
@@ -34,4 +35,5 @@ __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "S
            "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table",
            "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday",
            "Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate",
-           "FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name"]
+           "FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name",
+           "NO_OFFER", "NextBestOffer", "campaign_responses", "evaluate_uplift", "plot_qini", "qini_coefficient", "qini_curve"]
