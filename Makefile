@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_merge.py
 	$(BIN)/python tests/bench/bench_summary.py
 	$(BIN)/python tests/bench/bench_clv.py
+	$(BIN)/python tests/bench/bench_segments.py
 
 # JupyterLab with the project's kernel.
 lab: install

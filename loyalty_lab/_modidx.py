@@ -247,6 +247,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.segments.Segmenter.fit': ('segments.html#segmenter.fit', 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments.Segmenter.load': ('segments.html#segmenter.load', 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments.Segmenter.save': ('segments.html#segmenter.save', 'loyalty_lab/segments.py'),
+                                      'loyalty_lab.segments._engine_summaries': ( 'segments.html#_engine_summaries',
+                                                                                  'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments._gap_cv': ('segments.html#_gap_cv', 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments._logged': ('segments.html#_logged', 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments._model': ('segments.html#_model', 'loyalty_lab/segments.py'),

@@ -14,7 +14,8 @@ import pandas as pd
 from .core import LoyaltyLabError
 from .config import load_settings, resolve_as_of
 from .summary import customer_lines, summarize
-from .view360 import customer_360
+from .contract import CONTRACT
+from .view360 import _attributed, _interactions, _loyalty, _offers  # the 360° view's building blocks
 from .warehouse import Warehouse
 
 # %% auto #0
@@ -70,17 +71,39 @@ def _shares(lines: ibis.Table, by: str, value, prefix: str) -> pd.DataFrame:
     wide.columns = [f"{prefix}{re.sub(r'[^0-9a-z]+', '_', str(c).lower()).strip('_')}" for c in wide.columns]
     return wide
 
+def _engine_summaries(wh: Warehouse, lines: ibis.Table, at) -> pd.DataFrame:
+    """Per customer in one query: spend, discounts, promotion spend, returns and breadth from the lines;
+    interaction, loyalty and offer summaries as in the 360° view (its building blocks, without golden records)."""
+    buy = lines.quantity > 0
+    p = lines.group_by("customer_id").aggregate(
+        gross_sales=lines.amount.sum(where=buy), returns_value=-lines.amount.sum(where=~buy),
+        discounts=lines.discount.cast("float64").sum(where=buy), promo_sales=lines.amount.sum(where=buy & lines.on_promo.fill_null(False)),
+        categories_bought=lines.category.nunique(where=buy))
+    x = wh.con.table("crosswalk")
+    events = {t: wh.table(t).filter(lambda r, t=t: r[CONTRACT[t].event_time] <= at) for t in ("interactions", "loyalty_ledger", "offers")}
+    parts = [_interactions(_attributed(events["interactions"], x)), _loyalty(_attributed(events["loyalty_ledger"], x)),
+             _offers(_attributed(events["offers"], x), at)]
+    for part in parts:
+        part = part.rename(_k="customer_id")
+        p = p.left_join(part, p.customer_id == part._k).drop("_k")
+    keep = ["customer_id", "gross_sales", "returns_value", "discounts", "promo_sales", "categories_bought", *_ENGAGEMENT,
+            "points_earned", "points_redeemed", "rewards", "tier", "offers_received", "offers_redeemed"]
+    return p.select(*keep).to_pyarrow().to_pandas().set_index("customer_id")
+
 def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_of=None) -> pd.DataFrame:
     "One row of behavioural features per customer with a purchase by `as_of` (see the table above)."
     s = settings or load_settings()
     when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
     wh = warehouse or Warehouse.open(s, read_only=True)
     try:
-        view = customer_360(wh, s, as_of=when, include_pii=True).set_index("customer_id")
+        if "crosswalk" not in wh.con.list_tables():
+            raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`, or `loyalty-lab run`)")
+        at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
         lines = customer_lines(wh)
-        lines = lines.filter(lines.ts <= ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')"))
+        lines = lines.filter(lines.ts <= at)
         summary = summarize(lines, when, "D", timezone=s.locale.timezone)
         summary = summary[summary.purchase_days > 0]
+        v = _engine_summaries(wh, lines, at).reindex(summary.index)
         categories = _shares(lines, "category", lines.amount, "cat_")
         orders = lines.filter(lines.quantity > 0).select("customer_id", "order_id", "channel").distinct()
         channels = _shares(orders.mutate(quantity=ibis.literal(1)), "channel", ibis.literal(1.0), "channel_")
@@ -88,7 +111,6 @@ def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_
     finally:
         if warehouse is None:
             wh.close()
-    v = view.reindex(summary.index)
     f = pd.DataFrame(index=summary.index)
     f["recency_days"] = summary.days_since_last_purchase.astype(float)
     f["frequency"] = summary.frequency
@@ -99,7 +121,7 @@ def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_
     f["gap_cv"] = gap_cv.fillna(gap_cv.median() if gap_cv.notna().any() else 0.0)
     f = f.join(categories).join(channels)
     f["categories_bought"] = v.categories_bought.astype(float)
-    f["promo_share"] = v.promo_share.astype(float)
+    f["promo_share"] = _ratio(v.promo_sales, v.gross_sales)
     f["discount_depth"] = _ratio(v.discounts, v.gross_sales + v.discounts)
     f["returns_rate"] = _ratio(v.returns_value, v.gross_sales)
     for c in _ENGAGEMENT:
@@ -112,8 +134,7 @@ def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_
     f["offers_redeemed_rate"] = _ratio(v.offers_redeemed, v.offers_received)
     missing = f.isna().sum()
     f = f.fillna(0.0)
-    f.attrs.update(as_of=when.isoformat(), missing_rates={k: int(n) for k, n in missing.items() if n},
-                   spend=summary.total_spend.to_dict())
+    f.attrs.update(as_of=when.isoformat(), missing_rates={k: int(n) for k, n in missing.items() if n})
     return f
 
 # %% ../notebooks/14_segments.ipynb #0af26cac
