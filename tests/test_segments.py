@@ -117,3 +117,10 @@ def test_lookalikes_find_hidden_seeds(features):
     assert champions[0] not in near.index and near.is_monotonic_increasing and len(near) == 5
     with pytest.raises(LoyaltyLabError, match="1 seeds are not among the customers, e.g. nobody"):
         look.rank(["nobody", champions[0]])
+
+
+def test_missing_interaction_data_is_zero_and_counted(features):
+    # customers never e-mailed have no open rate: 0, counted; customers with no web visits have 0 visits
+    no_email = features.attrs["missing_rates"]["email_open_rate"]
+    assert 0 < no_email < len(features) and (features.email_open_rate == 0).sum() >= no_email
+    assert not features.isna().any().any()
