@@ -260,6 +260,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.segments.behaviour_features': ( 'segments.html#behaviour_features',
                                                                                    'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments.feature_columns': ('segments.html#feature_columns', 'loyalty_lab/segments.py'),
+                                      'loyalty_lab.segments.merged_customers': ( 'segments.html#merged_customers',
+                                                                                 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments.scale_features': ('segments.html#scale_features', 'loyalty_lab/segments.py'),
                                       'loyalty_lab.segments.segment_name': ('segments.html#segment_name', 'loyalty_lab/segments.py')},
             'loyalty_lab.summary': { 'loyalty_lab.summary._check_no_nulls': ('summary.html#_check_no_nulls', 'loyalty_lab/summary.py'),

@@ -12,8 +12,7 @@ import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
-from .config import load_settings, resolve_as_of
-from .segments import FEATURE_GROUPS, feature_columns, scale_features, _logged
+from .segments import feature_columns, merged_customers, scale_features, _logged
 from .summary import customer_lines
 from .warehouse import Warehouse
 
@@ -26,13 +25,7 @@ NO_OFFER = "no offer"
 
 def campaign_responses(warehouse: Warehouse | None = None, settings=None, *, as_of=None, window_days: int = 14) -> pd.DataFrame:
     "One row per offer sent: customer_id, campaign_id, offer_type, group, sent_at, responded, response_spend."
-    s = settings or load_settings()
-    when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
-    wh = warehouse or Warehouse.open(s, read_only=True)
-    try:
-        if "crosswalk" not in wh.con.list_tables():
-            raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`, or `loyalty-lab run`)")
-        at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+    with merged_customers(warehouse, settings, as_of) as (wh, s, when, at):
         x = wh.con.table("crosswalk").select("source_system", "source_customer_id", "customer_id")
         offers = wh.table("offers")
         offers = offers.filter(offers.sent_at <= at)
@@ -51,9 +44,6 @@ def campaign_responses(warehouse: Warehouse | None = None, settings=None, *, as_
         frame = out.select(customer_id=out.customer_id, campaign_id=out.campaign_id, offer_type=out.offer_type,
                            group=out.group, sent_at=out.sent_at, responded=out._orders.notnull(),
                            response_spend=out._spend.fill_null(0.0)).order_by(["campaign_id", "customer_id"]).to_pandas()
-    finally:
-        if warehouse is None:
-            wh.close()
     frame.attrs.update(as_of=when.isoformat(), window_days=window_days, open_windows=open_windows, unattributed=unattributed)
     return frame
 

@@ -6,7 +6,8 @@ customers can be assigned to, and lookalikes of a seed list."""
 # %% ../notebooks/14_segments.ipynb #864d7642
 from __future__ import annotations
 import re, warnings
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 import ibis
 import numpy as np
@@ -19,8 +20,8 @@ from .view360 import _attributed, _interactions, _loyalty, _offers  # the 360° 
 from .warehouse import Warehouse
 
 # %% auto #0
-__all__ = ['LOG_FEATURES', 'FEATURE_GROUPS', 'MIN_SHARE', 'MIN_STABILITY', 'TRAITS', 'feature_columns', 'behaviour_features',
-           'scale_features', 'segment_name', 'Segmenter', 'Lookalikes']
+__all__ = ['LOG_FEATURES', 'FEATURE_GROUPS', 'MIN_SHARE', 'MIN_STABILITY', 'TRAITS', 'feature_columns', 'merged_customers',
+           'behaviour_features', 'scale_features', 'segment_name', 'Segmenter', 'Lookalikes']
 
 # %% ../notebooks/14_segments.ipynb #8f9b41ee
 LOG_FEATURES = ("recency_days", "frequency", "tenure_days", "total_spend", "orders", "aov", "categories_bought",
@@ -90,15 +91,24 @@ def _engine_summaries(wh: Warehouse, lines: ibis.Table, at) -> pd.DataFrame:
             "points_earned", "points_redeemed", "rewards", "tier", "offers_received", "offers_redeemed"]
     return p.select(*keep).to_pyarrow().to_pandas().set_index("customer_id")
 
-def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_of=None) -> pd.DataFrame:
-    "One row of behavioural features per customer with a purchase by `as_of` (see the table above)."
+@contextmanager
+def merged_customers(warehouse: Warehouse | None, settings, as_of):
+    """(warehouse, settings, as-of time, as-of literal for the engine) for reading the merged customers' data as
+    of a date; opens the configured warehouse read-only (and closes it) when none is given."""
     s = settings or load_settings()
     when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
     wh = warehouse or Warehouse.open(s, read_only=True)
     try:
         if "crosswalk" not in wh.con.list_tables():
             raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`, or `loyalty-lab run`)")
-        at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+        yield wh, s, when, ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+    finally:
+        if warehouse is None:
+            wh.close()
+
+def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_of=None) -> pd.DataFrame:
+    "One row of behavioural features per customer with a purchase by `as_of` (see the table above)."
+    with merged_customers(warehouse, settings, as_of) as (wh, s, when, at):
         lines = customer_lines(wh)
         lines = lines.filter(lines.ts <= at)
         summary = summarize(lines, when, "D", timezone=s.locale.timezone)
@@ -108,9 +118,6 @@ def behaviour_features(warehouse: Warehouse | None = None, settings=None, *, as_
         orders = lines.filter(lines.quantity > 0).select("customer_id", "order_id", "channel").distinct()
         channels = _shares(orders.mutate(quantity=ibis.literal(1)), "channel", ibis.literal(1.0), "channel_")
         gap_cv = _gap_cv(lines, summary.index)
-    finally:
-        if warehouse is None:
-            wh.close()
     f = pd.DataFrame(index=summary.index)
     f["recency_days"] = summary.days_since_last_purchase.astype(float)
     f["frequency"] = summary.frequency
