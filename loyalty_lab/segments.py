@@ -358,7 +358,7 @@ class Segmenter:
         return out
 
 # %% ../notebooks/14_segments.ipynb #d91db5aa
-_MAX_SEEDS = 2_000
+_MAX_SEEDS = 500
 _CHUNK = 50_000
 
 class Lookalikes:
@@ -379,7 +379,7 @@ class Lookalikes:
                                   f"{', '.join(map(str, unknown[:3]))}")
         return position
 
-    def rank(self, seeds, method: str = "knn", k: int = 10) -> pd.Series:
+    def rank(self, seeds, method: str = "classifier", k: int = 10) -> pd.Series:
         "A similarity score for every customer that is not a seed, best first."
         position = self._positions(list(seeds), "seeds")
         if len(position) < 2:
@@ -411,7 +411,7 @@ class Lookalikes:
             return model.decision_function(self.X).astype(float)
         raise LoyaltyLabError(f"lookalikes: method {method!r}; use 'knn' or 'classifier'")
 
-    def recall(self, seeds, method: str = "knn", holdout: float = 0.2, top: float = 0.1) -> dict:
+    def recall(self, seeds, method: str = "classifier", holdout: float = 0.2, top: float = 0.1) -> dict:
         "Hide `holdout` of the seeds, rank with the rest: the share of hidden seeds in the top `top` of the ranking."
         seeds = pd.Index(list(seeds)).unique()
         rng = np.random.default_rng(self.seed)
