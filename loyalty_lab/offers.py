@@ -135,7 +135,8 @@ class NextBestOffer:
         customer's AOV) − response probability × the type's cost per redemption (`costs`, default 0). No offer
         when none adds value, and never to a customer without marketing consent (`consent`: True/False per customer)."""
         p = self.predict(features, segments)
-        value = (features.aov if value is None and "aov" in features else value if value is not None else pd.Series(1.0, index=features.index))
+        if value is None:
+            value = features["aov"] if "aov" in features else pd.Series(1.0, index=features.index)
         value = value.reindex(features.index).fillna(0.0).to_numpy(float)
         costs = costs or {}
         unknown = set(costs) - set(self.offer_types_)

@@ -280,20 +280,23 @@ class Segmenter:
                                   "are needed; lower k or use more customers")
         X, self.scaler_, self.columns_ = scale_features(features[feature_columns(features, self.groups)])
         rng = np.random.default_rng(self.seed)
-        sample = rng.choice(n, min(n, _SAMPLE), replace=False)
+        # k is chosen on at most _BIG customers (a random subset), the chosen model then fitted on everybody
+        Xk = X if n <= _BIG or len(ks) == 1 else X[rng.choice(n, _BIG, replace=False)]
+        sample = rng.choice(len(Xk), min(len(Xk), _SAMPLE), replace=False)
         rows, fits = [], {}
         for k in ks:
-            model = _model(self.method, k, n, self.seed).fit(X)
-            labels = model.predict(X)
-            shares = np.bincount(labels, minlength=k) / n
-            bic = model.bic(X) if self.method == "gmm" else _model("gmm", k, n, self.seed).fit(X[sample]).bic(X[sample])
-            silhouette = silhouette_score(X[sample], labels[sample]) if len(set(labels[sample])) > 1 else np.nan
+            model = _model(self.method, k, len(Xk), self.seed).fit(Xk)
+            labels = model.predict(Xk)
+            shares = np.bincount(labels, minlength=k) / len(Xk)
+            bic = model.bic(Xk) if self.method == "gmm" else _model("gmm", k, len(sample), self.seed).fit(Xk[sample]).bic(Xk[sample])
+            silhouette = silhouette_score(Xk[sample], labels[sample]) if len(set(labels[sample])) > 1 else np.nan
             rows.append({"k": k, "silhouette": silhouette, "bic": bic, "smallest_share": shares.min(),
-                         "stability": _stability(self.method, k, X, labels, self.bootstraps, rng)})
-            fits[k] = (model, labels)
+                         "stability": _stability(self.method, k, Xk, labels, self.bootstraps, rng)})
+            fits[k] = model
         self.selection_ = pd.DataFrame(rows).set_index("k")
         self.k_ = self._choose(self.selection_)
-        self.model_, labels = fits[self.k_]
+        self.model_ = fits[self.k_] if Xk is X else _model(self.method, self.k_, n, self.seed).fit(X)
+        labels = self.model_.predict(X)
         self.stability_ = float(self.selection_.loc[self.k_, "stability"])
         self._profile(features, X, labels)
         return self
