@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup install check-sync nbtest pytest bench lab clean
+.PHONY: run test setup install browser check-sync nbtest pytest bench lab clean
 
 # The environment: dependencies pinned by constraints.txt, and the project's Jupyter kernel.
 $(VENV)/.ready: pyproject.toml constraints.txt
@@ -25,8 +25,14 @@ install: setup
 run: install
 	$(BIN)/loyalty-lab run
 
+# The report test opens the HTML in headless Chromium, installed from Debian when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # Every check, in order: notebooks clean and package in sync, notebook tests, pytest on the installed package.
-test: setup
+test: setup browser
 	tools/check_sync.sh
 	$(MAKE) --no-print-directory install
 	cd notebooks && ../$(BIN)/nbdev-test

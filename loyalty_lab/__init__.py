@@ -13,7 +13,7 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT, describe_contract
 from .config import Settings, load_settings
 from .warehouse import LoadReport, Warehouse, ingest_sources
-from .report import data_coverage, monthly_sales, run_report
+from .report import ReportRun, data_coverage, monthly_sales, prepare_report, run_report, run_report_list
 from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
 from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profiles, pairwise_scores,
                                   resolve_customers, standardise)
@@ -25,9 +25,12 @@ from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, life
 from .clv import Backtest, ClvModel, backtest, intervals, p_alive_matrix, simulate
 from .segments import FEATURE_GROUPS, Lookalikes, Segmenter, behaviour_features, segment_name
 from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift, plot_qini, qini_coefficient, qini_curve
+from .campaigns import action_table, clv_deciles, offer_by_segment, offer_evidence, value_tiers, write_exports
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
-           "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report",
+           "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report", "run_report_list",
+           "prepare_report", "ReportRun", "action_table", "clv_deciles", "offer_by_segment", "offer_evidence",
+           "value_tiers", "write_exports",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",

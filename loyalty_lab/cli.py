@@ -11,7 +11,7 @@ from .core import LoyaltyLabError
 from .contract import describe_contract
 from .config import load_settings
 from .warehouse import Warehouse, ingest_sources
-from .report import run_report
+from .report import run_report, run_report_list
 from .synth import synth
 from .profiles import explain, resolve_customers
 from .view360 import customer_360, forget
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", parents=[common], help="write the HTML report from the warehouse")
     for command in (run, rep):
         command.add_argument("--run-id", help="name of the report folder (default: a timestamp)")
+        command.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[],
+                             metavar=("NAME", "VALUE"), help="a report template parameter, e.g. -p filter_by channel=web")
+        command.add_argument("--runs", metavar="LIST.yaml", help="render every report of a YAML run list "
+                             "(continues past a failure, exits non-zero if any failed)")
     drop = sub.add_parser("drop-source", parents=[common], help="remove one loaded source from the warehouse")
     drop.add_argument("--table", required=True, help="contract table, e.g. order_lines")
     drop.add_argument("--source", required=True, help="source name as `loyalty-lab ingest` printed it")
@@ -94,6 +98,35 @@ def _customer_command(args, settings) -> int:
         print(f"{len(view):,} customers as of {view.attrs['as_of']} → {out}")
     return 0
 
+def _parameters(pairs) -> dict:
+    "-p NAME VALUE pairs; values read as YAML scalars, like papermill's -y (3 → int, true → bool, null → None)."
+    import yaml
+    out = {}
+    for name, raw in pairs:
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out[name] = raw if isinstance(value, (dict, list)) else value
+    return out
+
+def _reports(args, settings) -> int:
+    if args.runs:
+        if args.run_id or args.parameters:
+            raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
+        outcomes = run_report_list(args.runs, settings)
+        for o in outcomes:
+            print(f"report {o.run_id}: {o.folder / 'segment_report.html'}" if o.error is None else f"report {o.run_id}: FAILED")
+        failed = [o for o in outcomes if o.error is not None]
+        for o in failed:
+            print(f"loyalty-lab: error: report {o.run_id}: {o.error}", file=sys.stderr)
+        if failed:
+            print(f"loyalty-lab: error: {len(failed)} of {len(outcomes)} reports failed", file=sys.stderr)
+        return 2 if failed else 0
+    folder = run_report(settings, parameters=_parameters(args.parameters), run_id=args.run_id)
+    print(f"report: {folder / 'segment_report.html'}")
+    return 0
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `loyalty-lab` command."
     args = _parser().parse_args(argv)
@@ -125,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("explain", "forget", "view360"):
             return _customer_command(args, settings)
         if args.command in ("run", "report"):
-            folder = run_report(settings, run_id=getattr(args, "run_id", None))
-            print(f"report: {folder / 'segment_report.html'}")
+            return _reports(args, settings)
         return 0
     except LoyaltyLabError as e:
         print(f"loyalty-lab: error: {e}", file=sys.stderr)

@@ -4,18 +4,22 @@
 
 # %% ../notebooks/04_report.ipynb #47fc9983
 from __future__ import annotations
-import os, shutil, uuid
+import datetime as dt, os, re, shutil, uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+import ibis
 import pandas as pd
 from .core import LoyaltyLabError
 from .contract import CONTRACT
-from .config import OPTION_BY_NAME, Settings, load_settings
+from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse
-from .summary import line_amount
+from .summary import customer_lines, line_amount
 
 # %% auto #0
-__all__ = ['REPORT_NAME', 'data_coverage', 'monthly_sales', 'default_template', 'template_parameters', 'run_report']
+__all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_NAME', 'data_coverage', 'monthly_sales', 'ReportRun',
+           'prepare_report', 'scoped_lines', 'default_template', 'template_parameters', 'run_report', 'RunOutcome',
+           'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -43,7 +47,104 @@ def monthly_sales(wh: Warehouse) -> pd.DataFrame:
     return m.order_by("month").to_pandas()
 
 # %% ../notebooks/04_report.ipynb #cd517ced
+REPORT_SETTINGS = {"as_of": "run.as_of", "warehouse": "warehouse.path", "segment_map": "rfm.segment_map",
+                   "horizon_days": "clv.horizon_days", "discount_rate": "clv.discount_rate",
+                   "n_clusters": "report.n_clusters", "currency": "locale.currency",
+                   "include_pii": "report.include_pii", "title": "report.title"}
+FILTERS = {"store": "store_id", "channel": "channel", "region": "city"}  # filter name → column it matches
+DEFAULT_COMPARE_DAYS = 90
+
+@dataclass(frozen=True)
+class ReportRun:
+    "A checked report run: its settings, the migration date and the customer filter."
+    settings: Settings
+    compare_to: pd.Timestamp
+    filter_by: tuple[str, str] | None = None
+
+    @property
+    def scope(self) -> str:
+        return "all customers" if self.filter_by is None else f"customers with {self.filter_by[0]} = {self.filter_by[1]}"
+
+def _plain(value):
+    "Dates from YAML or Python as ISO strings; everything else unchanged."
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = None, *, compare_to=None,
+                   filter_by: str | None = None, **parameters) -> ReportRun:
+    """Resolve and check a report's parameters (see the table above); raises `LoyaltyLabError` naming the
+    parameter, its value and what would be valid."""
+    from loyalty_lab.rfm import segment_map
+    unknown = sorted(set(parameters) - set(REPORT_SETTINGS) - {"output_dir"})
+    if unknown:
+        raise LoyaltyLabError(f"report parameter(s) {', '.join(unknown)} unknown; parameters are: settings_path, "
+                              f"overrides, compare_to, filter_by, output_dir, {', '.join(REPORT_SETTINGS)}")
+    # by their own names where they are a setting's unique key, so that errors name what the user wrote
+    params = {(k if k == OPTION_BY_NAME[REPORT_SETTINGS[k]].key else REPORT_SETTINGS[k]): _plain(v)
+              for k, v in parameters.items() if k in REPORT_SETTINGS}
+    s = load_settings(settings_path, params=params, flags=overrides)
+    segment_map(s.rfm.segment_map, s)
+    as_of = s.as_of()
+    if compare_to is None:
+        earlier = (as_of - pd.Timedelta(days=DEFAULT_COMPARE_DAYS)).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    else:
+        try:
+            earlier = resolve_as_of(str(_plain(compare_to)), s.locale.timezone)
+        except ValueError:
+            raise LoyaltyLabError(f"report parameter compare_to = {compare_to!r}: expected a date such as 2024-03-31") from None
+        if earlier >= as_of:
+            raise LoyaltyLabError(f"report parameter compare_to = {compare_to!r} must be before as_of = "
+                                  f"{as_of:%Y-%m-%d}: segment migration compares an earlier date with as_of")
+    if not s.warehouse.path.is_file():
+        raise LoyaltyLabError(f"no warehouse at {s.warehouse.path}: load the data first (`loyalty-lab ingest`, "
+                              "or `loyalty-lab run`), or pass warehouse=<path of a .duckdb file>")
+    with Warehouse.open(s, read_only=True) as wh:
+        if "crosswalk" not in wh.con.list_tables():
+            raise LoyaltyLabError(f"{s.warehouse.path.name} has no customers yet: merge the profiles first "
+                                  "(`loyalty-lab merge`, or `loyalty-lab run`)")
+    return ReportRun(s, earlier, _check_filter(s, filter_by))
+
+def _check_filter(s: Settings, filter_by) -> tuple[str, str] | None:
+    if filter_by is None or str(filter_by).strip() == "":
+        return None
+    kind, sep, value = str(filter_by).partition("=")
+    kind, value = kind.strip().lower(), value.strip()
+    if not sep or kind not in FILTERS or not value:
+        raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: write store=<store id>, region=<city> "
+                              "or channel=<channel>, e.g. filter_by='region=Novi Sad'")
+    with Warehouse.open(s, read_only=True) as wh:
+        table = wh.table("profiles" if kind == "region" else "order_lines")
+        column = table[FILTERS[kind]]
+        counts = table.group_by(v=column).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
+    known = counts.v.dropna().astype(str)
+    if value.casefold() not in set(known.str.strip().str.casefold()):
+        raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: no {FILTERS[kind]} {value!r} in the "
+                              f"warehouse; most common: {', '.join(known[:8])}")
+    return kind, value
+
+def scoped_lines(wh: Warehouse, run: ReportRun) -> ibis.Table:
+    "`customer_lines` of the customers the run reports on (all of their lines, see above)."
+    lines = customer_lines(wh)
+    if run.filter_by is None:
+        return lines
+    kind, value = run.filter_by
+    match = lambda col: col.cast("string").strip().lower() == value.casefold()
+    if kind == "region":
+        p = wh.table("profiles")
+        p = p.filter(match(p.city))
+        records = p.select(record_id=p.source_system.concat(":", p.source_customer_id))
+        if "crosswalk" in wh.con.list_tables():
+            x = wh.con.table("crosswalk")
+            chosen = x.filter(x.record_id.isin(records.record_id)).select("customer_id")
+            chosen = chosen.union(records.select(customer_id=records.record_id))  # unmerged records stand alone
+        else:
+            chosen = records.select(customer_id=records.record_id)
+    else:
+        chosen = lines.filter(match(lines[FILTERS[kind]]) & (lines.quantity > 0)).select("customer_id")
+    return lines.filter(lines.customer_id.isin(chosen.customer_id))
+
+# %% ../notebooks/04_report.ipynb #190ff924
 REPORT_NAME = "segment_report"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def default_template(settings: Settings) -> Path:
     "The segment report template of the checkout that holds `settings`'s settings.ini."
@@ -55,25 +156,36 @@ def template_parameters(template: Path) -> dict[str, Any]:
     import papermill
     return {k: v["default"] for k, v in papermill.inspect_notebook(str(template)).items()}
 
-def run_report(settings: Settings | None = None, *, template: str | Path | None = None,
-               parameters: Mapping[str, Any] | None = None, run_id: str | None = None) -> Path:
-    "Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder."
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-    s = settings or load_settings()
+def _check_run_id(run_id: str):
+    if not _RUN_ID.fullmatch(run_id) or run_id == "_failed":
+        raise LoyaltyLabError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+
+def _report_job(s: Settings, template, parameters, run_id):
+    "Template, checked parameters and run folder name of one run."
     template = Path(template) if template else default_template(s)
     if not template.is_file():
         raise LoyaltyLabError(f"report template {template} not found; run from a loyalty-lab checkout "
                               "or pass template=…")
     known = template_parameters(template)
     flags = {o: str(s[o]) for o in OPTION_BY_NAME if s.origin(o).startswith("command-line flag")}
-    params = {"settings_path": str(s.file) if s.file else None, "overrides": flags, **(parameters or {})}
+    params = {"settings_path": str(s.file) if s.file else None, "overrides": flags,
+              **{k: _plain(v) for k, v in (parameters or {}).items()}}
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise LoyaltyLabError(f"report parameter(s) {', '.join(unknown)} not in {template.name}'s parameters "
                               f"cell; it takes: {', '.join(known)}")
-    out_root = s.report.output_dir
-    run_id = run_id or f"{pd.Timestamp.now(tz=s.locale.timezone):%Y%m%d-%H%M%S}"
+    run = prepare_report(**params)
+    run_id = run_id or f"{pd.Timestamp.now(tz=run.settings.locale.timezone):%Y%m%d-%H%M%S}"
+    _check_run_id(run_id)
+    return template, params, run, run_id
+
+def run_report(settings: Settings | None = None, *, template: str | Path | None = None,
+               parameters: Mapping[str, Any] | None = None, run_id: str | None = None) -> Path:
+    "Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder."
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    template, params, run, run_id = _report_job(settings or load_settings(), template, parameters, run_id)
+    out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
     final = out_root / run_id
     work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
@@ -81,7 +193,8 @@ def run_report(settings: Settings | None = None, *, template: str | Path | None 
     try:
         try:
             papermill.execute_notebook(str(template), str(executed), parameters={**params, "output_dir": str(work)},
-                                       kernel_name=s.report.kernel, cwd=str(template.parent), progress_bar=False)
+                                       kernel_name=run.settings.report.kernel, cwd=str(template.parent),
+                                       progress_bar=False)
         except PapermillExecutionError as e:
             failed = out_root / "_failed"
             failed.mkdir(exist_ok=True)
@@ -97,10 +210,132 @@ def run_report(settings: Settings | None = None, *, template: str | Path | None 
         shutil.rmtree(work, ignore_errors=True)
     return final
 
+# %% ../notebooks/04_report.ipynb #aebec8e6
+@dataclass
+class RunOutcome:
+    run_id: str
+    folder: Path | None = None
+    error: str | None = None
+
+def read_run_list(path) -> list[tuple[str, dict]]:
+    "(run id, parameters) of each run in a YAML run list (format above)."
+    import yaml
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LoyaltyLabError(f"run list {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise LoyaltyLabError(f"run list {path} is not valid YAML: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
+        raise LoyaltyLabError(f"run list {path}: expected a mapping with a non-empty `runs:` list (and optional "
+                              "`defaults:`), e.g. runs: [{run_id: web, filter_by: channel=web}]")
+    extra = set(doc) - {"runs", "defaults"}
+    if extra:
+        raise LoyaltyLabError(f"run list {path}: unknown top-level key(s) {', '.join(sorted(map(str, extra)))}; "
+                              "keys are runs and defaults")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise LoyaltyLabError(f"run list {path}: `defaults:` must be a mapping of parameter: value")
+    runs, seen = [], set()
+    for i, entry in enumerate(doc["runs"], 1):
+        if not isinstance(entry, dict) or not entry.get("run_id"):
+            raise LoyaltyLabError(f"run list {path}: run {i} needs a run_id (and its parameters as key: value)")
+        entry = {**defaults, **entry}
+        run_id = str(entry.pop("run_id"))
+        _check_run_id(run_id)
+        if run_id in seen:
+            raise LoyaltyLabError(f"run list {path}: run_id {run_id!r} appears twice; each run needs its own folder")
+        seen.add(run_id)
+        runs.append((run_id, entry))
+    return runs
+
+def run_report_list(path, settings: Settings | None = None, *, template: str | Path | None = None) -> list[RunOutcome]:
+    "Run every report of a YAML run list (checked up front); failures are recorded and the next run goes on."
+    s = settings or load_settings()
+    runs = read_run_list(path)
+    for run_id, params in runs:
+        try:
+            _report_job(s, template, params, run_id)
+        except LoyaltyLabError as e:
+            raise LoyaltyLabError(f"run list {path}, run {run_id!r}: {e}") from None
+    outcomes = []
+    for run_id, params in runs:
+        try:
+            outcomes.append(RunOutcome(run_id, folder=run_report(s, template=template, parameters=params, run_id=run_id)))
+        except LoyaltyLabError as e:
+            outcomes.append(RunOutcome(run_id, error=str(e)))
+    return outcomes
+
+# nbconvert's lab template loads require.js and MathJax from a CDN; a report must open offline, so without them
+_OFFLINE_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n{% block html_head_js_requirejs %}{% endblock %}\n"
+                     "{% block html_head_js_mathjax %}{% endblock %}\n{% block html_head_js_mermaidjs %}{% endblock %}")
+
 def _to_html(notebook: Path, html: Path):
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})],
+                            template_file="offline.html.j2", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html.write_text(body, encoding="utf-8")
+
+# %% ../notebooks/04_report.ipynb #082a1568
+def treemap_rects(sizes, x: float = 0.0, y: float = 0.0, width: float = 1.0, height: float = 1.0) -> list[tuple]:
+    "Squarified treemap: (x, y, width, height) per size (positive, in the order given, largest first is best)."
+    values = [float(v) for v in sizes]
+    if any(v <= 0 for v in values):
+        raise LoyaltyLabError(f"treemap: sizes must be positive, got {values}")
+    total = sum(values)
+    scaled = [v * width * height / total for v in values] if total else []
+    rects, i = [], 0
+    while i < len(scaled):
+        side = min(width, height)
+        row = [scaled[i]]
+        worst = lambda r: max(max(side ** 2 * v / sum(r) ** 2, sum(r) ** 2 / (side ** 2 * v)) for v in r)
+        while i + len(row) < len(scaled) and worst(row + [scaled[i + len(row)]]) <= worst(row):
+            row.append(scaled[i + len(row)])
+        thick = sum(row) / side
+        offset = 0.0
+        for v in row:
+            length = v / thick
+            rects.append((x, y + offset, thick, length) if width >= height else (x + offset, y, length, thick))
+            offset += length
+        if width >= height:
+            x, width = x + thick, width - thick
+        else:
+            y, height = y + thick, height - thick
+        i += len(row)
+    return rects
+
+def plot_treemap(sizes: pd.Series, labels: pd.Series | None = None, title: str = "", ax=None):
+    "A treemap of `sizes` (index = names), labelled with `labels` (default: the names)."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    sizes = sizes[sizes > 0].sort_values(ascending=False)
+    labels = (labels if labels is not None else pd.Series(sizes.index, index=sizes.index)).reindex(sizes.index)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5))
+    colours = sns.color_palette("tab20", len(sizes))
+    for (x, y, w, h), label, colour in zip(treemap_rects(sizes.to_numpy()), labels, colours):
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="white", linewidth=2))
+        if w * h > 0.012:
+            ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=9 if w > 0.12 else 7, wrap=True)
+    ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.axis("off")
+    return ax.figure
+
+def plot_snake(means: pd.DataFrame, title: str = "Clusters across the features (standardised means)", ax=None):
+    "Snake plot: one line per row of `means` (clusters × standardised features)."
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.2))
+    for name, row in means.iterrows():
+        ax.plot(range(means.shape[1]), row.to_numpy(), marker="o", label=str(name))
+    ax.axhline(0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(range(means.shape[1]), [c.replace("_", " ") for c in means.columns], rotation=60, ha="right")
+    ax.set(ylabel="standard deviations from the mean", title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -39,23 +39,24 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     n_profiles = len(pd.read_csv(project / "data" / "sample" / "profiles.csv"))
     assert f"order_lines ← data/sample/order_lines.csv: loaded, {n_lines:,} rows loaded, 0 rejected" in done.stdout
     folder = project / "reports" / "nightly"
-    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "segment_report.html", "segment_report.ipynb"]
+    assert done.stdout.strip().endswith(f"report: {folder / 'segment_report.html'}")
+    assert sorted(p.name for p in folder.iterdir()) == ["customer_360.parquet", "metrics.json", "segment_report.html",
+                                                        "segment_report.ipynb", "segments"]
     html = (folder / "segment_report.html").read_text()
-    assert "Data coverage" in html and "Sales by month" in html and f"{n_lines:,}" in html
-    # sales, profile merge, RFM segments, Lorenz curve
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4, "charts must travel inside the file"
+    assert f"{n_lines:,}" in html
+    assert not re.findall(r'(?:src|href)="https?:', html), "nothing may be fetched from the internet"
+    # sales, merging, cohorts, R×F + treemap, migration, backtest tracking, P(alive)/CLV, snake plot
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 9, "charts must travel inside the file"
     assert "profiles merged (full): 3,914 records → 2,007 customers" in done.stdout
-    assert "Customers: merging the source profiles" in html
-    assert "load_settings(" not in html  # code is hidden: marketing reads results, not Python
+    assert "load_settings(" not in html and "prepare_report(" not in html  # marketing reads results, not Python
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00"
-    assert metrics["order lines"] == n_lines and metrics["profiles"] == n_profiles
+    assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00" and metrics["compare_to"].startswith("2024-04-01")
+    assert metrics["tables"]["order_lines"]["rows"] == n_lines and metrics["tables"]["profiles"]["rows"] == n_profiles
     assert metrics["customers (merged profiles)"] == metrics["profile_merge"]["customers"] == 2007
     assert metrics["revenue"] == pytest.approx(sample_revenue(project), abs=0.01)
-    assert "RFM segments" in html and "Contact calendar" in html and "Revenue concentration" in html
-    buyers = sum(metrics["rfm_segments"].values())
-    assert 0.95 * 2007 < buyers <= 2007 and sum(metrics["lifecycle_stages"].values()) == buyers
-    assert 0.5 < metrics["top_20_percent_revenue_share"] < 1 and 0 < metrics["contacts_next_7_days"] < buyers
+    assert sum(metrics["rfm_segments"].values()) == metrics["customers"] == sum(metrics["lifecycle_stages"].values())
+    assert 0.95 * 2007 < metrics["customers"] <= 2007
+    assert 0.5 < metrics["top_20_percent_revenue_share"] < 1 and 0 < metrics["contacts_next_7_days"] < metrics["customers"]
     executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
@@ -68,6 +69,9 @@ def test_second_run_loads_nothing_new(project):
 
 def test_flags_reach_the_report(project):
     assert cli("ingest", cwd=project).returncode == 0
+    early = cli("report", cwd=project)
+    assert early.returncode == 2 and "has no customers yet: merge the profiles first" in early.stderr
+    assert cli("merge", cwd=project).returncode == 0
     done = cli("report", "--run-id", "r1", "--set", "report.title=Weekly loyalty review", "--as-of", "2024-05-31",
                cwd=project)
     assert done.returncode == 0, done.stderr
@@ -113,6 +117,8 @@ def test_unknown_report_parameter_is_refused_before_running(project):
     from loyalty_lab import LoyaltyLabError, load_settings, run_report
     with pytest.raises(LoyaltyLabError, match="report parameter\\(s\\) horizon not in segment_report.ipynb's parameters cell"):
         run_report(load_settings(project / "settings.ini"), parameters={"horizon": 90})
+    assert not (project / "reports").exists()
+    assert not (project / "reports").exists()
 
 
 def test_contract_and_config_commands(project):

@@ -1,0 +1,201 @@
+"""The segment report as its users meet it: papermill runs the template on the sample data; the sections,
+figures, exports, privacy, rendering in a browser, parameters and run lists are checked."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
+CLI = str(Path(sys.executable).parent / "loyalty-lab")
+SECTIONS = ["Run parameters and data coverage", "Headline figures", "Data quality and profile merging",
+            "Revenue concentration: the 80/20 question", "New and existing customers, and cohort retention",
+            "Who the customers are: RFM segments", "Segment migration", "Lifecycle stages and this week's contacts",
+            "Customer lifetime value", "Behavioural clusters", "Offers: what to send to whom", "Action table",
+            "Appendix: sources, versions and run"]
+
+
+def cli(*args, cwd):
+    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def make_lab(root: Path) -> Path:
+    shutil.copytree(SAMPLE, root / "data" / "sample")
+    (root / "notebooks" / "reports").mkdir(parents=True)
+    shutil.copy(TEMPLATE, root / "notebooks" / "reports")
+    (root / "settings.ini").write_text("[warehouse]\npath = data/warehouse.duckdb\n[run]\nas_of = 2024-06-30\n"
+                                       "[report]\noutput_dir = reports\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory):
+    "One `loyalty-lab run` on the sample data; the tests below read what it wrote."
+    lab = make_lab(tmp_path_factory.mktemp("lab"))
+    done = cli("run", "--run-id", "nightly", cwd=lab)
+    assert done.returncode == 0, done.stderr
+    return lab, lab / "reports" / "nightly"
+
+
+@pytest.fixture(scope="module")
+def html(nightly):
+    return (nightly[1] / "segment_report.html").read_text(encoding="utf-8")
+
+
+def headings(html: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", h).replace("&#39;", "'").replace("¶", "").strip()
+            for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html, flags=re.S)]
+
+
+def test_every_section_is_there_in_order(html):
+    assert headings(html) == SECTIONS
+    for words in ["Thresholds between the scores", "Contact calendar",
+                  "Backtest", "CLV deciles", "value tiers", "clusters</strong>", "The evidence",
+                  "Recommended offer per segment", "Exports"]:
+        assert words in html, words
+
+
+def test_report_figures_equal_the_library(nightly):
+    from loyalty_lab import RFM, ClvModel, Segmenter, behaviour_features, customer_lines, lifecycle_stages, load_settings, summarize
+    from loyalty_lab.lifecycle import LifecycleRules
+    from loyalty_lab.warehouse import Warehouse
+    lab, folder = nightly
+    metrics = json.loads((folder / "metrics.json").read_text())
+    s = load_settings(lab / "settings.ini")
+    with Warehouse.open(s, read_only=True) as wh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = customer_lines(wh)
+        summary = summarize(lines, s.as_of(), timezone=s.locale.timezone)
+        weekly = summarize(lines, s.as_of(), "W", timezone=s.locale.timezone)
+        features = behaviour_features(wh, s)
+    scored = RFM.from_settings(s).fit_transform(summary)
+    buyers = scored[scored.segment != "No purchases"]
+    assert metrics["rfm_segments"] == buyers.segment.value_counts().to_dict()
+    assert metrics["customers"] == len(buyers) and metrics["orders"] == int(summary.orders.sum())
+    stages = lifecycle_stages(summary, LifecycleRules.from_settings(s)).stage.value_counts()
+    assert metrics["lifecycle_stages"] == {k: int(v) for k, v in stages.items()}
+    assert metrics["active customers"] == int(stages["new"] + stages["active"])
+    assert metrics["repeat rate"] == pytest.approx((summary[summary.purchase_days > 0].frequency > 0).mean())
+    clv = ClvModel.from_settings(s).fit(weekly).predict(weekly, horizon_days=s.clv.horizon_days,
+                                                          discount_rate=s.clv.discount_rate).clv
+    assert metrics["clv"]["total"] == pytest.approx(clv.reindex(buyers.index).sum(), rel=1e-9)
+    assert metrics["clv"]["value_tiers"] == {"Bronze": 1003, "Silver": 602, "Gold": 301, "Platinum": 100}
+    clusters = Segmenter(k=s.report.n_clusters, seed=s.run.seed).fit(features.loc[features.index.isin(buyers.index)])
+    assert metrics["clusters"] == clusters.profiles_.customers.to_dict()
+    # the exports hold exactly the report's customers and segments
+    view = pd.read_parquet(folder / "customer_360.parquet")
+    assert len(view) == metrics["customers (merged profiles)"] and view.customer_key.is_unique
+    assert view[view.segment != "No purchases"].segment.value_counts().to_dict() == metrics["rfm_segments"]
+    champions = pd.read_csv(folder / "segments" / "champions.csv")
+    assert len(champions) == metrics["rfm_segments"]["Champions"] == metrics["exports"]["segments/champions.csv"]
+    assert set(champions.customer_key) == set(view.customer_key[view.segment == "Champions"])
+    assert (champions.recommended_offer[~(champions.consent_email | champions.consent_sms | champions.consent_push)]
+            == "no offer").all()
+
+
+def pii_values():
+    p = pd.read_csv(SAMPLE / "profiles.csv", dtype=str)
+    digits = p.phone.dropna().str.replace(r"\D", "", regex=True)
+    return {"emails": set(p.email.dropna().str.lower()), "phones": set(p.phone.dropna()) | set(digits[digits.str.len() >= 8]),
+            "names": set((p.first_name + " " + p.last_name).dropna()), "name_parts": set(p.first_name.dropna()) | set(p.last_name.dropna())}
+
+
+def exported_cells(folder: Path) -> set[str]:
+    cells = set(pd.read_parquet(folder / "customer_360.parquet").stack().map(str))
+    for f in (folder / "segments").glob("*.csv"):
+        cells |= set(pd.read_csv(f, dtype=str).stack().map(str))
+    return cells
+
+
+def test_no_pii_in_the_report_or_exports_by_default(nightly, html):
+    folder = nightly[1]
+    pii = pii_values()
+    text = html.lower()
+    assert not [e for e in pii["emails"] if e in text]
+    assert not [p for p in pii["phones"] if p in html]
+    assert not [n for n in pii["names"] if n in html]
+    cells = exported_cells(folder) | {c.lower() for c in exported_cells(folder)}
+    assert not cells & (pii["emails"] | pii["phones"] | pii["names"] | pii["name_parts"])
+    assert not {"email", "phone", "first_name", "last_name", "customer_id"} & set(pd.read_parquet(folder / "customer_360.parquet").columns)
+
+
+def test_the_report_renders_in_a_browser(nightly, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("Chromium is needed to check the report renders: `make test` installs it (apt-get install chromium)")
+    html = (nightly[1] / "segment_report.html").read_text(encoding="utf-8")
+    probe = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+             "const out = document.createElement('pre'); out.id = 'render-check';"
+             "out.textContent = JSON.stringify({images: imgs.length, broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).length,"
+             "height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth,"
+             "tables: document.querySelectorAll('table').length}); document.body.appendChild(out); });</script>")
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"]
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    found = re.search(r'<pre id="render-check">(.*?)</pre>', dom)
+    assert found, "the page did not finish loading in Chromium"
+    page_facts = json.loads(found.group(1))
+    assert page_facts["images"] == 9 and page_facts["broken"] == 0
+    assert 6_000 < page_facts["height"] < 30_000, page_facts  # every section, nothing collapsed or runaway
+    assert page_facts["width"] <= 1280 and page_facts["tables"] >= 15
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--window-size=1280,{page_facts['height']}", f"--screenshot={shot}",
+                    (nightly[1] / "segment_report.html").as_uri()], capture_output=True, timeout=180)
+    assert shot.stat().st_size > 100_000  # a real page, not a blank one
+
+
+def test_bad_parameters_fail_at_once_with_a_clear_message(nightly):
+    lab = nightly[0]
+    cases = {("-p", "discount_rate", "3"): "papermill parameter discount_rate = 3: expected a number, e.g. 0.1 (>= 0 and <= 1)",
+             ("-p", "filter_by", "planet=Mars"): "filter_by = 'planet=Mars': write store=<store id>, region=<city> or channel=<channel>",
+             ("-p", "filter_by", "region=Novi Sd"): "no city 'Novi Sd' in the warehouse; most common: Beograd, Novi Sad",
+             ("-p", "compare_to", "2024-07-31"): "compare_to = '2024-07-31' must be before as_of = 2024-06-30",
+             ("-p", "segment_map", "rfm7"): "segment map 'rfm7' is neither built in nor a [segment_map.rfm7] section",
+             ("-p", "n_clusters", "many"): "n_clusters = 'many'"}
+    for args, message in cases.items():
+        done = cli("report", "--run-id", "bad", *args, cwd=lab)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+    assert not (lab / "reports" / "bad").exists() and not list((lab / "reports").glob(".tmp-*"))
+
+
+def test_a_run_list_renders_each_report_and_goes_on_past_a_failure(nightly):
+    lab = nightly[0]
+    (lab / "regions.yaml").write_text(
+        "defaults:\n  as_of: 2024-06-30\nruns:\n"
+        "  - run_id: novi-sad\n    filter_by: region=Novi Sad\n    n_clusters: 3\n"
+        "  - run_id: too-early\n    as_of: 2022-12-15\n"  # valid, but nobody had bought yet: fails inside the template
+        "  - run_id: web-pii\n    filter_by: channel=web\n    include_pii: true\n", encoding="utf-8")
+    done = cli("report", "--runs", "regions.yaml", cwd=lab)
+    assert done.returncode == 2
+    assert "report too-early: FAILED" in done.stdout and "1 of 3 reports failed" in done.stderr
+    assert "bought anything by 2022-12-15" in done.stderr and (lab / "reports" / "_failed" / "too-early-segment_report.ipynb").exists()
+    assert not (lab / "reports" / "too-early").exists()
+    regional = json.loads((lab / "reports" / "novi-sad" / "metrics.json").read_text())
+    assert regional["scope"] == "customers with region = Novi Sad" and len(regional["clusters"]) == 3
+    assert 0 < regional["customers"] < json.loads((nightly[1] / "metrics.json").read_text())["customers"]
+    # with include_pii the exports do carry contacts: the privacy scan above would have seen them
+    web = lab / "reports" / "web-pii"
+    members = pd.read_csv(web / "segments" / "champions.csv", dtype=str)
+    assert {"customer_id", "first_name", "email", "phone"} <= set(members.columns)
+    assert set(members.email.dropna().str.lower()) & pii_values()["emails"]
+    assert "customers with channel = web" in (web / "segment_report.html").read_text(encoding="utf-8")
+
+
+def test_run_list_mistakes_stop_before_any_run(nightly):
+    lab = nightly[0]
+    (lab / "typo.yaml").write_text("runs:\n  - run_id: a\n  - run_id: b\n    horizon: 30\n", encoding="utf-8")
+    done = cli("report", "--runs", "typo.yaml", cwd=lab)
+    assert done.returncode == 2 and "run list typo.yaml, run 'b': report parameter(s) horizon not in" in done.stderr
+    assert not (lab / "reports" / "a").exists()
+    (lab / "twice.yaml").write_text("runs:\n  - run_id: a\n  - run_id: a\n", encoding="utf-8")
+    assert "run_id 'a' appears twice" in cli("report", "--runs", "twice.yaml", cwd=lab).stderr
