@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_summary.py
 	$(BIN)/python tests/bench/bench_clv.py
 	$(BIN)/python tests/bench/bench_segments.py
+	$(BIN)/python tests/bench/bench_report.py
 
 # JupyterLab with the project's kernel.
 lab: install

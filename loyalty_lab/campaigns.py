@@ -113,6 +113,7 @@ def write_exports(view: pd.DataFrame, folder, *, include_pii: bool, salt: str, s
     """`customer_360.parquet` and `segments/<segment>.csv` (one per segment) in `folder`; `view` is indexed or
     keyed by customer_id. Returns the written files by name."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     if segment_column not in view.columns:
         raise LoyaltyLabError(f"exports: the view has no {segment_column!r} column to split the segment lists by")
     out = private_view(view, include_pii, salt)
