@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_clv.py
 	$(BIN)/python tests/bench/bench_segments.py
 	$(BIN)/python tests/bench/bench_report.py
+	$(BIN)/python tests/bench/bench_rules.py
 
 # JupyterLab with the project's kernel.
 lab: install
