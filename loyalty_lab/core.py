@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # %% auto #0
-__all__ = ['LoyaltyLabError', 'preview']
+__all__ = ['LoyaltyLabError', 'preview', 'read_yaml_list']
 
 # %% ../notebooks/00_core.ipynb #1dc9fe79
 class LoyaltyLabError(ValueError):
@@ -22,3 +22,18 @@ def preview(values: Iterable, n: int = 5) -> str:
             seen.append(v)
     shown = ", ".join(repr(v) for v in seen[:n])
     return shown + (f" (+{len(seen) - n} more)" if len(seen) > n else "")
+
+def read_yaml_list(path, what: str, key: str, example: str) -> dict:
+    "A YAML file whose `key` is a non-empty list (run lists, segment definitions); errors name `what` and the file."
+    import yaml
+    from pathlib import Path
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LoyaltyLabError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise LoyaltyLabError(f"{what} {path} is not valid YAML: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or not doc[key]:
+        raise LoyaltyLabError(f"{what} {path}: expected a mapping with a non-empty `{key}:` list, e.g. {example}")
+    return doc

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 import ibis
 import pandas as pd
-from .core import LoyaltyLabError
+from .core import LoyaltyLabError, read_yaml_list
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse
@@ -219,17 +219,7 @@ class RunOutcome:
 
 def read_run_list(path) -> list[tuple[str, dict]]:
     "(run id, parameters) of each run in a YAML run list (format above)."
-    import yaml
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LoyaltyLabError(f"run list {path} does not exist") from None
-    except yaml.YAMLError as e:
-        raise LoyaltyLabError(f"run list {path} is not valid YAML: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
-        raise LoyaltyLabError(f"run list {path}: expected a mapping with a non-empty `runs:` list (and optional "
-                              "`defaults:`), e.g. runs: [{run_id: web, filter_by: channel=web}]")
+    doc = read_yaml_list(path, "run list", "runs", "runs: [{run_id: web, filter_by: channel=web}] (and optional `defaults:`)")
     extra = set(doc) - {"runs", "defaults"}
     if extra:
         raise LoyaltyLabError(f"run list {path}: unknown top-level key(s) {', '.join(sorted(map(str, extra)))}; "

@@ -11,7 +11,7 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pandas as pd
-from .core import LoyaltyLabError
+from .core import LoyaltyLabError, read_yaml_list
 
 # %% auto #0
 __all__ = ['SYNTAX', 'RuleSegment', 'read_segment_rules', 'rule_condition', 'SegmentEvaluation', 'evaluate_segments']
@@ -30,17 +30,7 @@ _COMPARE = {ast.Eq: "__eq__", ast.NotEq: "__ne__", ast.Lt: "__lt__", ast.LtE: "_
 
 def read_segment_rules(path) -> list[RuleSegment]:
     "The segments of a YAML definition file (format above); checks the file's shape, not the columns."
-    import yaml
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LoyaltyLabError(f"segment definitions {path} do not exist") from None
-    except yaml.YAMLError as e:
-        raise LoyaltyLabError(f"segment definitions {path} are not valid YAML: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("segments"), list) or not doc["segments"]:
-        raise LoyaltyLabError(f"segment definitions {path}: expected `segments:` with a list of "
-                              "{name: ..., where: ..., description: ...}")
+    doc = read_yaml_list(path, "segment definitions", "segments", "segments: [{name: ..., where: ..., description: ...}]")
     rules, seen = [], set()
     for i, entry in enumerate(doc["segments"], 1):
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("where"):
