@@ -5,14 +5,15 @@ evidence, the action table of the segment report, and the files a campaign tool 
 
 # %% ../notebooks/16_campaigns.ipynb #989be68c
 from __future__ import annotations
-import hashlib, re
+import re
 from pathlib import Path
+import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
-from .lifecycle import CONTACT_PLAYBOOK, STAGES
+from .lifecycle import CONTACT_PLAYBOOK
 from .offers import NO_OFFER
-from .view360 import PII_COLUMNS
+from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
 __all__ = ['VALUE_TIERS', 'GOALS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence', 'slug',
@@ -91,17 +92,18 @@ def action_table(segments: pd.Series, stages: pd.Series, recommended: pd.Series,
 
 # %% ../notebooks/16_campaigns.ipynb #1c312b8c
 def pseudonymous_keys(customer_ids, salt: str) -> pd.Series:
-    "The pseudonymous key of each customer id, equal to the engine's `view360.pseudonymous_key`."
+    "The pseudonymous key of each customer id, by the engine expression of `view360.pseudonymous_key`."
     ids = pd.Series(customer_ids, dtype=str)
-    return ids.map(lambda c: hashlib.sha256((salt + c).encode("utf-8")).hexdigest()[:16])
+    unique = ibis.memtable({"customer_id": ids.unique()})
+    keys = unique.select("customer_id", key=pseudonymous_key(unique.customer_id, salt)).to_pandas()
+    return ids.map(keys.set_index("customer_id").key)
 
 def private_view(view: pd.DataFrame, include_pii: bool, salt: str) -> pd.DataFrame:
     "The view as it may leave the lab: without PII and with pseudonymous keys unless `include_pii`."
+    frame = view.reset_index() if view.index.name == "customer_id" else view
     if include_pii:
-        return view.reset_index() if view.index.name == "customer_id" else view
-    frame = view.reset_index() if view.index.name == "customer_id" else view.copy()
-    drop = [c for c in frame.columns if c in PII_COLUMNS or c.endswith("_source")]
-    frame = frame.drop(columns=drop)
+        return frame
+    frame = frame.drop(columns=private_columns(frame.columns))
     frame.insert(0, "customer_key", pseudonymous_keys(frame.pop("customer_id"), salt).to_numpy())
     return frame
 

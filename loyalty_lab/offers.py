@@ -12,6 +12,7 @@ import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
+from .profiles import merged_crosswalk
 from .segments import feature_columns, merged_customers, scale_features, _logged
 from .summary import customer_lines
 from .warehouse import Warehouse
@@ -26,7 +27,7 @@ NO_OFFER = "no offer"
 def campaign_responses(warehouse: Warehouse | None = None, settings=None, *, as_of=None, window_days: int = 14) -> pd.DataFrame:
     "One row per offer sent: customer_id, campaign_id, offer_type, group, sent_at, responded, response_spend."
     with merged_customers(warehouse, settings, as_of) as (wh, s, when, at):
-        x = wh.con.table("crosswalk").select("source_system", "source_customer_id", "customer_id")
+        x = merged_crosswalk(wh).select("source_system", "source_customer_id", "customer_id")
         offers = wh.table("offers")
         offers = offers.filter(offers.sent_at <= at)
         attributed = offers.inner_join(x, ["source_system", "source_customer_id"])

@@ -17,7 +17,7 @@ __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', '
            'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores', 'probabilistic_links',
            'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
            'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
-           'last_merge_run', 'Explanation', 'explain']
+           'last_merge_run', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -805,6 +805,13 @@ def _level_contributions(model: dict, members: pd.DataFrame, population: pd.Data
     return pd.concat(rows, ignore_index=True)[columns]
     return pd.DataFrame(rows, columns=columns)
 
+def merged_crosswalk(wh) -> ibis.Table:
+    "The warehouse's crosswalk (source record → `customer_id`); a clear error when the profiles were never merged."
+    if "crosswalk" not in wh.con.list_tables():
+        raise LoyaltyLabError(f"{wh.path.name} has no customers yet: merge the profiles first "
+                              "(`loyalty-lab merge`, or `loyalty-lab run`)")
+    return wh.con.table("crosswalk")
+
 def explain(customer_id: str, warehouse=None, settings=None) -> Explanation:
     "The member records of `customer_id`, the links between them and each pair's match-weight contributions."
     from loyalty_lab.config import load_settings
@@ -812,9 +819,7 @@ def explain(customer_id: str, warehouse=None, settings=None) -> Explanation:
     wh = warehouse or Warehouse.open(settings or load_settings(), read_only=True)
     try:
         con = wh.con
-        if "crosswalk" not in con.list_tables():
-            raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`)")
-        x = con.table("crosswalk")
+        x = merged_crosswalk(wh)
         members = x.filter(x.customer_id == customer_id).to_pandas()
         if members.empty:
             near = x.filter(x.customer_id.startswith(customer_id[:5])).select("customer_id").distinct().limit(3).to_pandas()

@@ -14,6 +14,7 @@ from .core import LoyaltyLabError, read_yaml_list
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse
+from .profiles import merged_crosswalk
 from .summary import customer_lines, line_amount
 
 # %% auto #0
@@ -98,12 +99,10 @@ def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = Non
         raise LoyaltyLabError(f"no warehouse at {s.warehouse.path}: load the data first (`loyalty-lab ingest`, "
                               "or `loyalty-lab run`), or pass warehouse=<path of a .duckdb file>")
     with Warehouse.open(s, read_only=True) as wh:
-        if "crosswalk" not in wh.con.list_tables():
-            raise LoyaltyLabError(f"{s.warehouse.path.name} has no customers yet: merge the profiles first "
-                                  "(`loyalty-lab merge`, or `loyalty-lab run`)")
-    return ReportRun(s, earlier, _check_filter(s, filter_by))
+        merged_crosswalk(wh)  # a clear error before any merge
+        return ReportRun(s, earlier, _check_filter(wh, filter_by))
 
-def _check_filter(s: Settings, filter_by) -> tuple[str, str] | None:
+def _check_filter(wh: Warehouse, filter_by) -> tuple[str, str] | None:
     if filter_by is None or str(filter_by).strip() == "":
         return None
     kind, sep, value = str(filter_by).partition("=")
@@ -111,10 +110,8 @@ def _check_filter(s: Settings, filter_by) -> tuple[str, str] | None:
     if not sep or kind not in FILTERS or not value:
         raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: write store=<store id>, region=<city> "
                               "or channel=<channel>, e.g. filter_by='region=Novi Sad'")
-    with Warehouse.open(s, read_only=True) as wh:
-        table = wh.table("profiles" if kind == "region" else "order_lines")
-        column = table[FILTERS[kind]]
-        counts = table.group_by(v=column).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
+    table = wh.table("profiles" if kind == "region" else "order_lines")
+    counts = table.group_by(v=table[FILTERS[kind]]).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
     known = counts.v.dropna().astype(str)
     if value.casefold() not in set(known.str.strip().str.casefold()):
         raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: no {FILTERS[kind]} {value!r} in the "
@@ -132,12 +129,9 @@ def scoped_lines(wh: Warehouse, run: ReportRun) -> ibis.Table:
         p = wh.table("profiles")
         p = p.filter(match(p.city))
         records = p.select(record_id=p.source_system.concat(":", p.source_customer_id))
-        if "crosswalk" in wh.con.list_tables():
-            x = wh.con.table("crosswalk")
-            chosen = x.filter(x.record_id.isin(records.record_id)).select("customer_id")
-            chosen = chosen.union(records.select(customer_id=records.record_id))  # unmerged records stand alone
-        else:
-            chosen = records.select(customer_id=records.record_id)
+        x = merged_crosswalk(wh)
+        chosen = x.filter(x.record_id.isin(records.record_id)).select("customer_id")
+        chosen = chosen.union(records.select(customer_id=records.record_id))  # unmerged records stand alone
     else:
         chosen = lines.filter(match(lines[FILTERS[kind]]) & (lines.quantity > 0)).select("customer_id")
     return lines.filter(lines.customer_id.isin(chosen.customer_id))
@@ -182,9 +176,12 @@ def _report_job(s: Settings, template, parameters, run_id):
 def run_report(settings: Settings | None = None, *, template: str | Path | None = None,
                parameters: Mapping[str, Any] | None = None, run_id: str | None = None) -> Path:
     "Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder."
+    return _execute(*_report_job(settings or load_settings(), template, parameters, run_id))
+
+def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
+    "Run one checked report job (see `_report_job`) atomically into its folder."
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    template, params, run, run_id = _report_job(settings or load_settings(), template, parameters, run_id)
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
     final = out_root / run_id
     work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
@@ -243,18 +240,18 @@ def read_run_list(path) -> list[tuple[str, dict]]:
 def run_report_list(path, settings: Settings | None = None, *, template: str | Path | None = None) -> list[RunOutcome]:
     "Run every report of a YAML run list (checked up front); failures are recorded and the next run goes on."
     s = settings or load_settings()
-    runs = read_run_list(path)
-    for run_id, params in runs:
+    jobs = []
+    for run_id, params in read_run_list(path):
         try:
-            _report_job(s, template, params, run_id)
+            jobs.append(_report_job(s, template, params, run_id))
         except LoyaltyLabError as e:
             raise LoyaltyLabError(f"run list {path}, run {run_id!r}: {e}") from None
     outcomes = []
-    for run_id, params in runs:
+    for job in jobs:
         try:
-            outcomes.append(RunOutcome(run_id, folder=run_report(s, template=template, parameters=params, run_id=run_id)))
+            outcomes.append(RunOutcome(job[3], folder=_execute(*job)))
         except LoyaltyLabError as e:
-            outcomes.append(RunOutcome(run_id, error=str(e)))
+            outcomes.append(RunOutcome(job[3], error=str(e)))
     return outcomes
 
 # nbconvert's lab template loads require.js and MathJax from a CDN; a report must open offline, so without them

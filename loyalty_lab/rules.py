@@ -72,16 +72,18 @@ def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
             return -node.operand.value
         bad(node, "the value")
 
-    def listing(node):
-        if not isinstance(node, (ast.List, ast.Tuple)):
-            bad(node, "after `in`, a list such as ['a', 'b'] is needed, not")
-        return [value(v) for v in node.elts]
+    def operand(node):
+        "A list (the right side of `in`) or a single value."
+        return [value(v) for v in node.elts] if isinstance(node, (ast.List, ast.Tuple)) else value(node)
 
-    def compare(left, op, right_node):
+    def compare(left, op, right, right_node):
         if isinstance(op, (ast.In, ast.NotIn)):
-            test = left.isin(listing(right_node))
+            if not isinstance(right, list):
+                bad(right_node, "after `in`, a list such as ['a', 'b'] is needed, not")
+            test = left.isin(right)
             return ~test if isinstance(op, ast.NotIn) else test
-        right = value(right_node)
+        if isinstance(right, list):
+            bad(right_node, "the value")
         if isinstance(op, (ast.Eq, ast.NotEq)) and (right is None or left is None):
             column = left if right is None else right
             if not isinstance(column, ibis.Expr):
@@ -107,9 +109,10 @@ def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
             return ~condition(node.operand)
         if isinstance(node, ast.Compare):
             terms, left = [], value(node.left)
-            for op, right in zip(node.ops, node.comparators):
-                terms.append(compare(left, op, right))
-                left = value(right) if not isinstance(right, (ast.List, ast.Tuple)) else None
+            for op, right_node in zip(node.ops, node.comparators):
+                right = operand(right_node)
+                terms.append(compare(left, op, right, right_node))
+                left = right
             out = terms[0]
             for t in terms[1:]:
                 out = out & t

@@ -15,8 +15,9 @@ import pandas as pd
 from .core import LoyaltyLabError
 from .config import load_settings, resolve_as_of
 from .summary import customer_lines, summarize
-from .contract import CONTRACT
-from .view360 import _attributed, _interactions, _loyalty, _offers  # the 360° view's building blocks
+from .profiles import merged_crosswalk
+# the 360° view's building blocks
+from .view360 import _attributed, _events_until, _interactions, _join_on_customer, _loyalty, _offers
 from .warehouse import Warehouse
 
 # %% auto #0
@@ -80,13 +81,10 @@ def _engine_summaries(wh: Warehouse, lines: ibis.Table, at) -> pd.DataFrame:
         gross_sales=lines.amount.sum(where=buy), returns_value=-lines.amount.sum(where=~buy),
         discounts=lines.discount.cast("float64").sum(where=buy), promo_sales=lines.amount.sum(where=buy & lines.on_promo.fill_null(False)),
         categories_bought=lines.category.nunique(where=buy))
-    x = wh.con.table("crosswalk")
-    events = {t: wh.table(t).filter(lambda r, t=t: r[CONTRACT[t].event_time] <= at) for t in ("interactions", "loyalty_ledger", "offers")}
-    parts = [_interactions(_attributed(events["interactions"], x)), _loyalty(_attributed(events["loyalty_ledger"], x)),
-             _offers(_attributed(events["offers"], x), at)]
-    for part in parts:
-        part = part.rename(_k="customer_id")
-        p = p.left_join(part, p.customer_id == part._k).drop("_k")
+    x = merged_crosswalk(wh)
+    events = _events_until(wh, at, ("interactions", "loyalty_ledger", "offers"))
+    p = _join_on_customer(p, [_interactions(_attributed(events["interactions"], x)),
+                              _loyalty(_attributed(events["loyalty_ledger"], x)), _offers(_attributed(events["offers"], x), at)])
     keep = ["customer_id", "gross_sales", "returns_value", "discounts", "promo_sales", "categories_bought", *_ENGAGEMENT,
             "points_earned", "points_redeemed", "rewards", "tier", "offers_received", "offers_redeemed"]
     return p.select(*keep).to_pyarrow().to_pandas().set_index("customer_id")
@@ -99,8 +97,7 @@ def merged_customers(warehouse: Warehouse | None, settings, as_of):
     when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
     wh = warehouse or Warehouse.open(s, read_only=True)
     try:
-        if "crosswalk" not in wh.con.list_tables():
-            raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`, or `loyalty-lab run`)")
+        merged_crosswalk(wh)  # a clear error before any merge
         yield wh, s, when, ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
     finally:
         if warehouse is None:

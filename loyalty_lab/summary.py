@@ -271,5 +271,6 @@ def customer_lines(warehouse) -> ibis.Table:
         customer = l._customer.fill_null(l._record)
     else:
         customer = l._record
-    return l.select(customer_id=customer, order_id=l.order_id, line_no=l.line_no, ts=l.ts, channel=l.channel, store_id=l.store_id, discount=l.discount,
+    return l.select(customer_id=customer, order_id=l.order_id, line_no=l.line_no, ts=l.ts, channel=l.channel,
+                    store_id=l.store_id, discount=l.discount,
                     category=l.category, quantity=l.quantity, amount=l.amount, on_promo=l.on_promo, promo_type=l.promo_type)

@@ -9,12 +9,12 @@ import pandas as pd
 from .core import LoyaltyLabError
 from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
-from .profiles import MergeOptions, golden_records
+from .profiles import MergeOptions, golden_records, merged_crosswalk
 from .summary import line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
-__all__ = ['PII_COLUMNS', 'pseudonymous_key', 'customer_360', 'forget']
+__all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'forget']
 
 # %% ../notebooks/09_view360.ipynb #fa45038e
 PII_COLUMNS = tuple(c.name for c in CONTRACT["profiles"].columns if c.pii) + ("loyalty_card_number",)
@@ -22,6 +22,19 @@ _INTERACTION_COUNTS = {"emails_sent": "email_sent", "email_opens": "email_open",
                        "web_visits": "web_visit", "product_views": "product_view", "cart_adds": "cart_add",
                        "carts_abandoned": "cart_abandon", "app_sessions": "app_session", "push_opens": "push_open",
                        "store_visits": "store_visit"}
+
+_EVENT_TABLES = ("order_lines", "interactions", "loyalty_ledger", "offers")
+
+def _events_until(wh: Warehouse, at, tables=_EVENT_TABLES) -> dict[str, ibis.Table]:
+    "Each event table's rows up to the engine time literal `at` (by the table's event time)."
+    return {t: wh.table(t).filter(lambda r, t=t: r[CONTRACT[t].event_time] <= at) for t in tables}
+
+def _join_on_customer(base: ibis.Table, parts) -> ibis.Table:
+    "`base` left-joined with each per-customer summary in `parts` on customer_id."
+    for part in parts:
+        part = part.rename(_k="customer_id")
+        base = base.left_join(part, base.customer_id == part._k).drop("_k")
+    return base
 
 def _attributed(table: ibis.Table, crosswalk: ibis.Table) -> ibis.Table:
     x = crosswalk.select("source_system", "source_customer_id", "customer_id")
@@ -79,6 +92,10 @@ def _offers(offers: ibis.Table, as_of) -> ibis.Table:
     return o.group_by("customer_id").aggregate(
         offers_received=o.count(), offers_redeemed=(o.redeemed_at.notnull() & (o.redeemed_at <= as_of)).sum())
 
+def private_columns(columns) -> list[str]:
+    "The columns that leave the lab only with include_pii: names, contacts, birth date, address, card, record lineage."
+    return [c for c in columns if c in PII_COLUMNS or c.endswith("_source")]
+
 def pseudonymous_key(customer_id, salt: str):
     "A stable key other teams can join on without learning the lab's ids: sha256(salt + customer_id), 16 hex digits."
     return ibis.literal(salt).concat(customer_id).hexdigest("sha256").substr(0, 16)
@@ -101,10 +118,7 @@ def customer_360(warehouse: Warehouse | None = None, settings=None, *, as_of=Non
             wh.close()
 
 def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.DataFrame:
-    con = wh.con
-    if "crosswalk" not in con.list_tables():
-        raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`, or `loyalty-lab run`)")
-    x = con.table("crosswalk")
+    x = merged_crosswalk(wh)
     at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
     profiles = wh.table("profiles")
     known = profiles.filter(profiles.signup_date <= at)
@@ -114,15 +128,11 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
     if golden.empty:
         raise LoyaltyLabError(f"no profile was created by as_of = {when}; choose a later as_of")
     base = ibis.memtable(golden)
-    events = {t: wh.table(t).filter(lambda r, t=t: r[CONTRACT[t].event_time] <= at)
-              for t in ("order_lines", "interactions", "loyalty_ledger", "offers")}
+    events = _events_until(wh, at)
     unattributed = {t: _unattributed(e, x) for t, e in events.items()}
     parts = [_purchases(_attributed(events["order_lines"], x)), _interactions(_attributed(events["interactions"], x)),
              _loyalty(_attributed(events["loyalty_ledger"], x)), _offers(_attributed(events["offers"], x), at)]
-    view = base
-    for part in parts:
-        part = part.rename(_k="customer_id")
-        view = view.left_join(part, view.customer_id == part._k).drop("_k")
+    view = _join_on_customer(base, parts)
     age = (when.year - view.birth_date.year()) - ibis.cases(
         ((view.birth_date.month() * 100 + view.birth_date.day()) > when.month * 100 + when.day, 1), else_=0)
     no_channels = ibis.literal([], type="array<string>")
@@ -145,9 +155,8 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
             sql("CREATE OR REPLACE TABLE customer_360 AS SELECT * FROM _view360")
             wh.con.con.unregister("_view360")
     if not pii:
-        lineage = [c for c in view.columns if c.endswith("_source")]
         view = view.mutate(customer_key=pseudonymous_key(view.customer_id, s.privacy.pseudonym_salt))
-        view = view.drop("customer_id", *[c for c in PII_COLUMNS if c in view.columns], *lineage)
+        view = view.drop("customer_id", *private_columns(view.columns))
         view = view.relocate("customer_key")
     frame = view.order_by(view.columns[0]).to_pandas()
     frame.attrs["unattributed"] = unattributed
@@ -155,8 +164,6 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
     return frame
 
 # %% ../notebooks/09_view360.ipynb #d824c26c
-_EVENT_TABLES = ("order_lines", "interactions", "loyalty_ledger", "offers")
-
 def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None) -> dict[str, int]:
     "Remove customer `customer_id` and all their records and events from the warehouse; return rows removed per table."
     wh = warehouse or Warehouse.open(settings or load_settings())
@@ -167,9 +174,8 @@ def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None) 
             wh.close()
 
 def _forget(wh: Warehouse, customer_id: str) -> dict[str, int]:
+    merged_crosswalk(wh)  # a clear error before any merge
     tables = set(wh.con.list_tables())
-    if "crosswalk" not in tables:
-        raise LoyaltyLabError("no customers yet: merge the profiles first (`loyalty-lab merge`)")
     raw = wh.con.con
     records = raw.execute("SELECT record_id, source_system, source_customer_id FROM crosswalk WHERE customer_id = ?",
                           [customer_id]).df()

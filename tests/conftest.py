@@ -1,22 +1,16 @@
-"""Shared fixtures. Tests run against the *installed* loyalty_lab (see tools/run_pytest.sh)."""
-from pathlib import Path
-import shutil
+"""Shared fixtures. Tests run against the *installed* loyalty_lab (see tools/run_pytest.sh); `tests/` is on
+sys.path (pyproject's pythonpath) so that tests import the shared helpers from lab_helpers."""
+import os
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
-TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
+from lab_helpers import make_lab
 
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    """A throw-away lab folder: settings.ini pointing at copies of the sample data, its own warehouse."""
-    data = tmp_path / "data"
-    shutil.copytree(SAMPLE, data / "sample")
-    (tmp_path / "settings.ini").write_text(
-        "[warehouse]\npath = data/warehouse.duckdb\nlock_timeout_seconds = 0.5\n"
-        "[run]\nas_of = 2024-06-30\n[report]\noutput_dir = reports\n", encoding="utf-8")
-    for var in [v for v in __import__("os").environ if v.startswith("LOYALTY_LAB_")]:
+    """`make_lab` in the test's folder, which becomes the current one, without LOYALTY_LAB_ variables."""
+    make_lab(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LOYALTY_LAB_")]:
         monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     return tmp_path

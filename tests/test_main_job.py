@@ -1,30 +1,18 @@
 """The main job end to end: `loyalty-lab run` builds the warehouse from the sample data and writes the report."""
 import json
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
-CLI = str(Path(sys.executable).parent / "loyalty-lab")
-
-
-def cli(*args, cwd):
-    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+from lab_helpers import cli, copy_template
 
 
 @pytest.fixture
 def project(lab):
     "The throw-away lab with the report template where a checkout keeps it."
-    (lab / "notebooks" / "reports").mkdir(parents=True)
-    shutil.copy(TEMPLATE, lab / "notebooks" / "reports")
-    return lab
+    return copy_template(lab)
 
 
 def sample_revenue(lab):

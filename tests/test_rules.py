@@ -8,6 +8,8 @@ import pytest
 from loyalty_lab import LoyaltyLabError, customer_360, ingest_sources, load_settings, resolve_customers
 from loyalty_lab.rules import evaluate_segments, read_segment_rules
 
+from lab_helpers import make_lab
+
 DEFINITIONS = """
 segments:
   - name: Young women in Novi Sad on promotion
@@ -24,13 +26,7 @@ segments:
 
 @pytest.fixture(scope="module")
 def view(tmp_path_factory):
-    import shutil
-    from pathlib import Path
-    root = tmp_path_factory.mktemp("rules")
-    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "sample", root / "data" / "sample")
-    (root / "settings.ini").write_text("[warehouse]\npath = wh.duckdb\n[run]\nas_of = 2024-06-30\n"
-                                       "[sources]\n" + "".join(f"{t} = data/sample/{t}.csv\n" for t in
-                                       ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")))
+    root = make_lab(tmp_path_factory.mktemp("rules"))
     s = load_settings(root / "settings.ini", env={})
     ingest_sources(s)
     resolve_customers(settings=s)

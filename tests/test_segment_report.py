@@ -1,45 +1,31 @@
 """The segment report as its users meet it: papermill runs the template on the sample data; the sections,
 figures, exports, privacy, rendering in a browser, parameters and run lists are checked."""
+import functools
 import json
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
-TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
-CLI = str(Path(sys.executable).parent / "loyalty-lab")
+import lab_helpers
+from lab_helpers import SAMPLE, make_lab
+
 SECTIONS = ["Run parameters and data coverage", "Headline figures", "Data quality and profile merging",
             "Revenue concentration: the 80/20 question", "New and existing customers, and cohort retention",
             "Who the customers are: RFM segments", "Segment migration", "Lifecycle stages and this week's contacts",
             "Customer lifetime value", "Behavioural clusters", "Offers: what to send to whom", "Action table",
             "Appendix: sources, versions and run"]
-
-
-def cli(*args, cwd):
-    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
-
-
-def make_lab(root: Path) -> Path:
-    shutil.copytree(SAMPLE, root / "data" / "sample")
-    (root / "notebooks" / "reports").mkdir(parents=True)
-    shutil.copy(TEMPLATE, root / "notebooks" / "reports")
-    (root / "settings.ini").write_text("[warehouse]\npath = data/warehouse.duckdb\n[run]\nas_of = 2024-06-30\n"
-                                       "[report]\noutput_dir = reports\n", encoding="utf-8")
-    return root
+cli = functools.partial(lab_helpers.cli, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     "One `loyalty-lab run` on the sample data; the tests below read what it wrote."
-    lab = make_lab(tmp_path_factory.mktemp("lab"))
+    lab = make_lab(tmp_path_factory.mktemp("lab"), template=True)
     done = cli("run", "--run-id", "nightly", cwd=lab)
     assert done.returncode == 0, done.stderr
     return lab, lab / "reports" / "nightly"
