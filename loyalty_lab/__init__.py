@@ -27,12 +27,14 @@ from .segments import FEATURE_GROUPS, Lookalikes, Segmenter, behaviour_features,
 from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift, plot_qini, qini_coefficient, qini_curve
 from .campaigns import action_table, clv_deciles, offer_by_segment, offer_evidence, value_tiers, write_exports
 from .rules import RuleSegment, SegmentEvaluation, evaluate_segments, read_segment_rules
+from .affinity import AffinityModel, affinity_backtest, affinity_by_segment, customer_affinities, item_history
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report", "run_report_list",
            "prepare_report", "ReportRun", "action_table", "clv_deciles", "offer_by_segment", "offer_evidence",
            "value_tiers", "write_exports", "RuleSegment", "SegmentEvaluation", "evaluate_segments",
-           "read_segment_rules",
+           "read_segment_rules", "AffinityModel", "affinity_backtest", "affinity_by_segment", "customer_affinities",
+           "item_history",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",

@@ -272,5 +272,5 @@ def customer_lines(warehouse) -> ibis.Table:
     else:
         customer = l._record
     return l.select(customer_id=customer, order_id=l.order_id, line_no=l.line_no, ts=l.ts, channel=l.channel,
-                    store_id=l.store_id, discount=l.discount,
+                    store_id=l.store_id, discount=l.discount, product_id=l.product_id,
                     category=l.category, quantity=l.quantity, amount=l.amount, on_promo=l.on_promo, promo_type=l.promo_type)
