@@ -28,13 +28,14 @@ from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift
 from .campaigns import action_table, clv_deciles, offer_by_segment, offer_evidence, value_tiers, write_exports
 from .rules import RuleSegment, SegmentEvaluation, evaluate_segments, read_segment_rules
 from .affinity import AffinityModel, affinity_backtest, affinity_by_segment, customer_affinities, item_history
+from .triggers import TRIGGERS, TriggerRules, campaign_triggers, trigger_lists, write_trigger_list
 
 __all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
            "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report", "run_report_list",
            "prepare_report", "ReportRun", "action_table", "clv_deciles", "offer_by_segment", "offer_evidence",
            "value_tiers", "write_exports", "RuleSegment", "SegmentEvaluation", "evaluate_segments",
            "read_segment_rules", "AffinityModel", "affinity_backtest", "affinity_by_segment", "customer_affinities",
-           "item_history",
+           "item_history", "TRIGGERS", "TriggerRules", "campaign_triggers", "trigger_lists", "write_trigger_list",
            "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
            "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
            "resolve_customers", "standardise", "customer_360", "forget",

@@ -15,6 +15,7 @@ from .report import run_report, run_report_list
 from .synth import synth
 from .profiles import explain, resolve_customers
 from .view360 import customer_360, forget
+from .triggers import TriggerRules, campaign_triggers
 
 # %% auto #0
 __all__ = ['main']
@@ -71,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="file format (repeatable; default: both)")
     syn.add_argument("--start", default="2023-01-01", help="first day of the observation window")
     syn.add_argument("--end", default="2024-06-30", help="last day of the observation window")
+    trig = sub.add_parser("triggers", parents=[common], help="write today's trigger lists (carts, nudges, welcomes, "
+                          "rewards, birthdays) as CSV for a campaign tool")
+    trig.add_argument("--out", required=True, help="CSV file to write")
+    trig.add_argument("--period-hours", type=float, default=24.0, help="how far back this run looks (24 for a daily run)")
+    trig.add_argument("--reward-points", type=int, default=1000, help="points balance that earns a reward")
+    trig.add_argument("--cart-hours", type=float, default=2.0, help="hours after an abandoned cart before the reminder")
     con = sub.add_parser("contract", help="show the canonical tables and columns")
     con.add_argument("--table", help="only this table")
     return p
@@ -159,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             return _customer_command(args, settings)
         if args.command in ("run", "report"):
             return _reports(args, settings)
+        if args.command == "triggers":
+            rules = TriggerRules(cart_abandoned_hours=args.cart_hours, reward_points=args.reward_points,
+                                 period_hours=args.period_hours)
+            lists = campaign_triggers(settings, out=args.out, rules=rules)
+            fired = ", ".join(f"{t} {n:,}" for t, n in lists.trigger.value_counts().sort_index().items()) or "nobody"
+            quiet = sum(lists.attrs["suppressed"].values())
+            print(f"triggers as of {lists.attrs['as_of']}: {fired}; {quiet:,} without consent left out; "
+                  f"{lists.attrs['offers']} → {args.out}")
         return 0
     except LoyaltyLabError as e:
         print(f"loyalty-lab: error: {e}", file=sys.stderr)
