@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_segments.py
 	$(BIN)/python tests/bench/bench_report.py
 	$(BIN)/python tests/bench/bench_rules.py
+	$(BIN)/python tests/bench/bench_affinity.py
 
 # JupyterLab with the project's kernel.
 lab: install

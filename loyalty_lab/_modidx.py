@@ -15,6 +15,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.affinity._history_table': ('affinity.html#_history_table', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._hit_rates': ('affinity.html#_hit_rates', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._matrix': ('affinity.html#_matrix', 'loyalty_lab/affinity.py'),
+                                      'loyalty_lab.affinity._moment': ('affinity.html#_moment', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._row_normalised': ('affinity.html#_row_normalised', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._top_k': ('affinity.html#_top_k', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._utc_literal': ('affinity.html#_utc_literal', 'loyalty_lab/affinity.py'),

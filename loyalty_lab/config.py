@@ -109,6 +109,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("report", "include_pii", "bool", False, "Show names, e-mails and phones in reports and exports"),
     Option("report", "n_clusters", "int_or_auto", "auto", "Number of behavioural clusters, or auto"),
     Option("report", "kernel", "str", "loyalty-lab", "Jupyter kernel that papermill runs reports with"),
+    Option("report", "segments_file", "path", None,
+           "YAML file of your own segments (name, where, description), shown and exported by the report; empty: none"),
     # profile merging (loyalty_lab.profiles)
     Option("profiles", "match_threshold", "float", 0.95,
            "Splink match probability at or above which two profiles are the same customer", minimum=0.5, maximum=0.9999),

@@ -51,7 +51,7 @@ def monthly_sales(wh: Warehouse) -> pd.DataFrame:
 REPORT_SETTINGS = {"as_of": "run.as_of", "warehouse": "warehouse.path", "segment_map": "rfm.segment_map",
                    "horizon_days": "clv.horizon_days", "discount_rate": "clv.discount_rate",
                    "n_clusters": "report.n_clusters", "currency": "locale.currency",
-                   "include_pii": "report.include_pii", "title": "report.title"}
+                   "include_pii": "report.include_pii", "title": "report.title", "segments_file": "report.segments_file"}
 FILTERS = {"store": "store_id", "channel": "channel", "region": "city"}  # filter name → column it matches
 DEFAULT_COMPARE_DAYS = 90
 
@@ -84,6 +84,9 @@ def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = Non
               for k, v in parameters.items() if k in REPORT_SETTINGS}
     s = load_settings(settings_path, params=params, flags=overrides)
     segment_map(s.rfm.segment_map, s)
+    if s.report.segments_file is not None:  # the file's shape now; its columns when the view exists
+        from loyalty_lab.rules import read_segment_rules
+        read_segment_rules(s.report.segments_file)
     as_of = s.as_of()
     if compare_to is None:
         earlier = (as_of - pd.Timedelta(days=DEFAULT_COMPARE_DAYS)).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
@@ -183,6 +186,8 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
+    if params.get("segments_file") is not None:  # resolved here: the template runs in its own folder
+        params = {**params, "segments_file": str(run.settings.report.segments_file)}
     final = out_root / run_id
     work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)

@@ -20,6 +20,16 @@ def make_lab(root: Path, template: bool = False) -> Path:
     return copy_template(root) if template else root
 
 
+def merged_lab(root: Path):
+    "`make_lab` with its sources loaded into the warehouse and the profiles merged; returns the lab's settings."
+    from loyalty_lab import ingest_sources, load_settings, resolve_customers
+    make_lab(root)
+    settings = load_settings(root / "settings.ini", env={})
+    ingest_sources(settings)
+    resolve_customers(settings=settings)
+    return settings
+
+
 def copy_template(root: Path) -> Path:
     "The report template into `root` where a checkout keeps it."
     (root / "notebooks" / "reports").mkdir(parents=True)

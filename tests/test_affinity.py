@@ -5,17 +5,14 @@ import pandas as pd
 import pytest
 
 from loyalty_lab import (AffinityModel, LoyaltyLabError, Warehouse, affinity_backtest, customer_affinities,
-                         customer_lines, ingest_sources, item_history, load_settings, resolve_customers)
+                         customer_lines, item_history)
 
-from lab_helpers import make_lab
+from lab_helpers import merged_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = make_lab(tmp_path_factory.mktemp("affinity"))
-    s = load_settings(root / "settings.ini", env={})
-    ingest_sources(s)
-    resolve_customers(settings=s)
+    s = merged_lab(tmp_path_factory.mktemp("affinity"))
     wh = Warehouse.open(s, read_only=True)
     yield s, wh
     wh.close()

@@ -5,10 +5,10 @@ import warnings
 import pandas as pd
 import pytest
 
-from loyalty_lab import LoyaltyLabError, customer_360, ingest_sources, load_settings, resolve_customers
+from loyalty_lab import LoyaltyLabError, customer_360
 from loyalty_lab.rules import evaluate_segments, read_segment_rules
 
-from lab_helpers import make_lab
+from lab_helpers import merged_lab
 
 DEFINITIONS = """
 segments:
@@ -26,11 +26,8 @@ segments:
 
 @pytest.fixture(scope="module")
 def view(tmp_path_factory):
-    root = make_lab(tmp_path_factory.mktemp("rules"))
-    s = load_settings(root / "settings.ini", env={})
-    ingest_sources(s)
-    resolve_customers(settings=s)
-    return customer_360(settings=s), root
+    s = merged_lab(tmp_path_factory.mktemp("rules"))
+    return customer_360(settings=s), s.file.parent
 
 
 def test_segments_from_a_file_equal_the_same_conditions_in_pandas(view):

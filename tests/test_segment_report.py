@@ -17,7 +17,8 @@ from lab_helpers import SAMPLE, make_lab
 SECTIONS = ["Run parameters and data coverage", "Headline figures", "Data quality and profile merging",
             "Revenue concentration: the 80/20 question", "New and existing customers, and cohort retention",
             "Who the customers are: RFM segments", "Segment migration", "Lifecycle stages and this week's contacts",
-            "Customer lifetime value", "Behavioural clusters", "Offers: what to send to whom", "Action table",
+            "Customer lifetime value", "Behavioural clusters", "Offers: what to send to whom",
+            "Your segments and what they like", "Action table",
             "Appendix: sources, versions and run"]
 cli = functools.partial(lab_helpers.cli, timeout=900)
 
@@ -26,6 +27,9 @@ cli = functools.partial(lab_helpers.cli, timeout=900)
 def nightly(tmp_path_factory):
     "One `loyalty-lab run` on the sample data; the tests below read what it wrote."
     lab = make_lab(tmp_path_factory.mktemp("lab"), template=True)
+    shutil.copy(lab_helpers.REPO / "segments.yaml", lab)  # the analyst's own segments, next to settings.ini
+    settings = lab / "settings.ini"
+    settings.write_text(settings.read_text().replace("[report]\n", "[report]\nsegments_file = segments.yaml\n"))
     done = cli("run", "--run-id", "nightly", cwd=lab)
     assert done.returncode == 0, done.stderr
     return lab, lab / "reports" / "nightly"
@@ -45,7 +49,7 @@ def test_every_section_is_there_in_order(html):
     assert headings(html) == SECTIONS
     for words in ["Thresholds between the scores", "Contact calendar",
                   "Backtest", "CLV deciles", "value tiers", "clusters</strong>", "The evidence",
-                  "Recommended offer per segment", "Exports"]:
+                  "Recommended offer per segment", "Top category affinities per RFM segment", "Exports"]:
         assert words in html, words
 
 
@@ -96,7 +100,7 @@ def pii_values():
 
 def exported_cells(folder: Path) -> set[str]:
     cells = set(pd.read_parquet(folder / "customer_360.parquet").stack().map(str))
-    for f in (folder / "segments").glob("*.csv"):
+    for f in [*(folder / "segments").glob("*.csv"), *(folder / "rule_segments").glob("*.csv")]:
         cells |= set(pd.read_csv(f, dtype=str).stack().map(str))
     return cells
 
@@ -131,7 +135,7 @@ def test_the_report_renders_in_a_browser(nightly, tmp_path):
     found = re.search(r'<pre id="render-check">(.*?)</pre>', dom)
     assert found, "the page did not finish loading in Chromium"
     page_facts = json.loads(found.group(1))
-    assert page_facts["images"] == 9 and page_facts["broken"] == 0
+    assert page_facts["images"] == 10 and page_facts["broken"] == 0  # the main job's 9 and the segments' overlap
     assert 6_000 < page_facts["height"] < 30_000, page_facts  # every section, nothing collapsed or runaway
     assert page_facts["width"] <= 1280 and page_facts["tables"] >= 15
     shot = tmp_path / "report.png"
@@ -147,7 +151,8 @@ def test_bad_parameters_fail_at_once_with_a_clear_message(nightly):
              ("-p", "filter_by", "region=Novi Sd"): "no city 'Novi Sd' in the warehouse; most common: Beograd, Novi Sad",
              ("-p", "compare_to", "2024-07-31"): "compare_to = '2024-07-31' must be before as_of = 2024-06-30",
              ("-p", "segment_map", "rfm7"): "segment map 'rfm7' is neither built in nor a [segment_map.rfm7] section",
-             ("-p", "n_clusters", "many"): "n_clusters = 'many'"}
+             ("-p", "n_clusters", "many"): "n_clusters = 'many'",
+             ("-p", "segments_file", "mine.yaml"): "segment definitions " + str(lab / "mine.yaml") + " does not exist"}
     for args, message in cases.items():
         done = cli("report", "--run-id", "bad", *args, cwd=lab)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
@@ -185,3 +190,19 @@ def test_run_list_mistakes_stop_before_any_run(nightly):
     assert not (lab / "reports" / "a").exists()
     (lab / "twice.yaml").write_text("runs:\n  - run_id: a\n  - run_id: a\n", encoding="utf-8")
     assert "run_id 'a' appears twice" in cli("report", "--runs", "twice.yaml", cwd=lab).stderr
+
+
+def test_own_segments_match_the_rules_on_the_exported_view(nightly):
+    from loyalty_lab import evaluate_segments, read_segment_rules
+    lab, folder = nightly
+    metrics = json.loads((folder / "metrics.json").read_text())
+    rules = read_segment_rules(lab / "segments.yaml")
+    again = evaluate_segments(folder / "customer_360.parquet", rules)  # keyed by customer_key, as exported
+    assert list(metrics["own_segments"]) == [r.name for r in rules]
+    for name, figures in metrics["own_segments"].items():
+        members = pd.read_csv(folder / figures["file"], dtype=str).customer_key
+        assert figures["customers"] == len(members) == again.summary.loc[name, "customers"], name
+        assert set(members) == set(again.member_list(name)), name
+    assert 0 < metrics["own_segments"]["Slipping regulars"]["customers"] < metrics["customers"] / 2
+    top = metrics["top_categories_by_segment"]
+    assert set(top) <= set(metrics["rfm_segments"]) and all(len(v) == 3 for v in top.values())

@@ -4,21 +4,17 @@ consent respected, pseudonymous keys in the CSV, and the command line."""
 import pandas as pd
 import pytest
 
-from loyalty_lab import (LoyaltyLabError, TriggerRules, Warehouse, customer_360, ingest_sources, load_settings,
-                         resolve_customers, trigger_lists)
+from loyalty_lab import LoyaltyLabError, TriggerRules, Warehouse, customer_360, trigger_lists
 from loyalty_lab.profiles import merged_crosswalk
 from loyalty_lab.view360 import _attributed
 
-from lab_helpers import cli, make_lab
+from lab_helpers import cli, merged_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    root = make_lab(tmp_path_factory.mktemp("triggers"))
-    s = load_settings(root / "settings.ini", env={})
-    ingest_sources(s)
-    resolve_customers(settings=s)
-    return root, s
+    s = merged_lab(tmp_path_factory.mktemp("triggers"))
+    return s.file.parent, s
 
 
 def _fired(s, as_of, trigger):
