@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from .core import LoyaltyLabError
-from .config import load_settings, resolve_as_of
 from .profiles import merged_crosswalk
-from .summary import customer_lines
+from .segments import merged_customers
+from .summary import customer_lines, engine_time
 from .view360 import _attributed
 from .warehouse import Warehouse
 
@@ -30,9 +30,6 @@ def _moment(when) -> pd.Timestamp:
     "A timestamp; one without a time zone is read as UTC."
     when = pd.Timestamp(when)
     return when.tz_localize("UTC") if when.tz is None else when
-
-def _utc_literal(when: pd.Timestamp):
-    return ibis.literal(pd.Timestamp(when).tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
 
 def _history_table(lines, level: str):
     if isinstance(lines, pd.DataFrame):
@@ -52,24 +49,23 @@ def item_history(lines, as_of, *, level: str = "category", since=None, interacti
     if level not in AFFINITY_LEVELS:
         raise LoyaltyLabError(f"affinity: level must be one of {', '.join(AFFINITY_LEVELS)}, not {level!r}")
     when = _moment(as_of)
-    at = _utc_literal(when)
+    at = engine_time(when)
     def decayed(t, start=None):
         t = t.filter((t.ts <= at) & t[level].notnull() & (t[level] != ""))
         if start is not None:
-            t = t.filter(t.ts > _utc_literal(_moment(start)))
+            t = t.filter(t.ts > engine_time(_moment(start)))
         age_days = at.delta(t.ts, unit="second").cast("float64") / 86400
         return t.mutate(_w=(ibis.literal(0.5) ** (age_days / half_life_days)))
     l = decayed(_history_table(lines, level), since)
     l = l.filter(l.quantity > 0)
-    keys = ["customer_id", l[level].name("item")] + (["category"] if level == "product_id" else [])
-    bought = l.group_by(keys).aggregate(
+    with_category = ["category"] if level == "product_id" else []  # products keep their category
+    bought = l.group_by(["customer_id", l[level].name("item"), *with_category]).aggregate(
         weight=l._w.sum(), bought=l.count(), last_bought=l.ts.max())
     parts = [bought]
     if interactions is not None and view_weight > 0 and level in interactions.columns:
         e = interactions.filter(interactions.event_type.isin(_VIEW_EVENTS))
         e = decayed(e, since)
-        keys = ["customer_id", e[level].name("item")] + (["category"] if level == "product_id" else [])
-        viewed = e.group_by(keys).aggregate(weight=e._w.sum() * view_weight)
+        viewed = e.group_by(["customer_id", e[level].name("item"), *with_category]).aggregate(weight=e._w.sum() * view_weight)
         parts.append(viewed.mutate(bought=ibis.literal(0, "int64"), last_bought=ibis.null(bought.schema()["last_bought"])))
     t = parts[0] if len(parts) == 1 else ibis.union(*parts).group_by(parts[0].columns[:-3]).aggregate(
         weight=lambda t: t.weight.sum(), bought=lambda t: t.bought.sum(), last_bought=lambda t: t.last_bought.max())
@@ -135,6 +131,8 @@ class AffinityModel:
             buyers_of = self.popularity_ * binary.shape[0]
             in_category = np.bincount(self.category_of_, weights=buyers_of, minlength=len(self.category_model_.items_))
             self.share_in_category_ = buyers_of / in_category[self.category_of_]
+            self.to_category_ = sparse.csr_matrix((np.ones(len(self.items_)), (np.arange(len(self.items_)), self.category_of_)),
+                                                  shape=(len(self.items_), len(self.category_model_.items_)))
         else:
             self.similarity_ = _cosine_neighbours(binary, self.neighbours)
         return self
@@ -146,9 +144,7 @@ class AffinityModel:
             return np.array(popular)
         own = weights.toarray()
         if hasattr(self, "category_model_"):  # P(category) × P(product | category, own purchases in it)
-            to_category = sparse.csr_matrix((np.ones(len(self.items_)), (np.arange(len(self.items_)), self.category_of_)),
-                                            shape=(len(self.items_), len(self.category_model_.items_)))
-            own_in_category = own @ to_category
+            own_in_category = own @ self.to_category_
             category = self.category_model_._scores(sparse.csr_matrix(own_in_category))
             within = ((own + self.product_prior * self.share_in_category_) /
                       (own_in_category[:, self.category_of_] + self.product_prior))
@@ -241,14 +237,14 @@ def affinity_backtest(lines, calibration_end, holdout_end, *, level: str = "cate
     target = holdout[[pair not in just for pair in zip(holdout.customer_id, holdout["item"])]]
     truth = target.groupby("customer_id")["item"].agg(set)
     known = pd.Index(calibration.customer_id.unique())
-    rows = []
+    rows, fitted = [], {}
     for blend in ("history + similar", "history", "similar", "popular"):
-        m = replace(model, blend=blend).fit(calibration)
+        m = fitted[blend] = replace(model, blend=blend).fit(calibration)
         recs = m.recommend(calibration[calibration.customer_id.isin(truth.index)], k=k)
         rows.append(_hit_rates(blend, recs.rename(columns={m.level_: "item"}), truth[truth.index.isin(known)], k))
     newcomers = truth[~truth.index.isin(known)]
-    if len(newcomers):
-        m = replace(model).fit(calibration)
+    if len(newcomers):  # the fallback does not depend on the blend
+        m = fitted["history + similar"]
         recs = m.recommend(calibration.iloc[:0], customers=newcomers.index, segments=segments, k=k)
         rows.append(_hit_rates("fallback (no history)", recs.rename(columns={m.level_: "item"}), newcomers, k))
     out = pd.DataFrame(rows).set_index("method")
@@ -269,20 +265,13 @@ def customer_affinities(warehouse: Warehouse | None = None, settings=None, *, as
     """The top `k` categories (or products) of every merged customer as of `as_of` (default: the settings'),
     from their purchases and the categories they viewed or put in a cart (`AffinityModel`). Customers who
     had not bought yet get what is popular in their `segments` label and the `basis` column says so."""
-    s = settings or load_settings()
-    when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
-    wh = warehouse or Warehouse.open(s, read_only=True)
-    try:
+    with merged_customers(warehouse, settings, as_of) as (wh, s, when, at):
         x = merged_crosswalk(wh)
-        at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
         views = _attributed(wh.table("interactions"), x)
         history = item_history(customer_lines(wh), when, level=level, interactions=views)
         p = wh.table("profiles")
         known = x.inner_join(p.filter(p.signup_date <= at), ["source_system", "source_customer_id"])
         customers = known.select("customer_id").distinct().to_pyarrow().column(0).to_pylist()
-    finally:
-        if warehouse is None:
-            wh.close()
     fitted = (model or AffinityModel()).fit(history)
     out = fitted.recommend(history, k=k, customers=customers, segments=segments)
     out.attrs.update(as_of=when.isoformat(), level=level)

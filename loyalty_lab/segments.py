@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
 from .config import load_settings, resolve_as_of
-from .summary import customer_lines, summarize
+from .summary import customer_lines, engine_time, summarize
 from .profiles import merged_crosswalk
 # the 360° view's building blocks
 from .view360 import _attributed, _events_until, _interactions, _join_on_customer, _loyalty, _offers
@@ -98,7 +98,7 @@ def merged_customers(warehouse: Warehouse | None, settings, as_of):
     wh = warehouse or Warehouse.open(s, read_only=True)
     try:
         merged_crosswalk(wh)  # a clear error before any merge
-        yield wh, s, when, ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+        yield wh, s, when, engine_time(when)
     finally:
         if warehouse is None:
             wh.close()

@@ -14,8 +14,8 @@ from .core import LoyaltyLabError
 from .config import resolve_as_of
 
 # %% auto #0
-__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'summarize', 'cdnow', 'calibration_and_holdout', 'daily_purchases', 'line_amount',
-           'customer_lines']
+__all__ = ['TIME_UNITS', 'SUMMARY_COLUMNS', 'engine_time', 'summarize', 'cdnow', 'calibration_and_holdout', 'daily_purchases',
+           'line_amount', 'customer_lines']
 
 # %% ../notebooks/10_summary.ipynb #1d408db6
 TIME_UNITS = {"D": 1, "W": 7}  # days per unit
@@ -52,10 +52,14 @@ def _check_no_nulls(t: ibis.Table, names: dict, what: str):
                               "fix or remove those lines first (the warehouse quarantines them on load)")
     return found["_first"]
 
+def engine_time(when: pd.Timestamp):
+    "An aware moment as the engine's UTC timestamp literal, comparable with the warehouse's event times."
+    return ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+
 def _cutoff(t: ibis.Table, when: pd.Timestamp):
     "`when` as a literal comparable with the lines' times (aware in UTC, or local wall-clock for naive times)."
     if t._ts.type().timezone:
-        return ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+        return engine_time(when)
     return ibis.literal(when.tz_localize(None).to_pydatetime(), type="timestamp")
 
 def _orders(t: ibis.Table, timezone: str, first, last) -> ibis.Table:

@@ -7,14 +7,13 @@ reach and birthdays — each with its reason, message, channel and offer, respec
 from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
-import ibis
 import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
-from .config import load_settings, resolve_as_of
 from .lifecycle import LifecycleRules, lifecycle_stages
 from .profiles import merged_crosswalk
-from .summary import customer_lines, summarize
+from .segments import merged_customers
+from .summary import customer_lines, engine_time, summarize
 from .campaigns import pseudonymous_keys
 from .view360 import _attributed, _events_until, _loyalty, customer_360
 from .warehouse import Warehouse
@@ -54,9 +53,6 @@ class TriggerRules:
                 raise LoyaltyLabError(f"trigger rules: {name} = {getattr(self, name)!r}; it must be positive")
 
 # %% ../notebooks/19_triggers.ipynb #9435fab3
-def _utc(when: pd.Timestamp):
-    return ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
-
 def trigger_lists(warehouse: Warehouse | None = None, settings=None, *, as_of=None, rules: TriggerRules | None = None,
                   offers: pd.Series | None = None, content: pd.Series | None = None,
                   include_pii: bool | None = None) -> pd.DataFrame:
@@ -65,17 +61,11 @@ def trigger_lists(warehouse: Warehouse | None = None, settings=None, *, as_of=No
     customers with none are left out and counted in `attrs["suppressed"]`), the message, the offer
     (`offers`: customer_id → offer type, e.g. `NextBestOffer.recommend(...).offer`) and the content category
     (the abandoned cart's, else `content`: customer_id → e.g. their top affinity category)."""
-    s = settings or load_settings()
-    when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
     rules = rules or TriggerRules()
-    pii = s.report.include_pii if include_pii is None else include_pii
-    wh = warehouse or Warehouse.open(s, read_only=True)
-    try:
+    with merged_customers(warehouse, settings, as_of) as (wh, s, when, _):
         view = customer_360(wh, s, as_of=when, include_pii=True).set_index("customer_id")
         fired = _fired(wh, s, when, rules, view)
-    finally:
-        if warehouse is None:
-            wh.close()
+    pii = s.report.include_pii if include_pii is None else include_pii
     return _contactable(fired, view, when, rules, offers, content, pii, s.privacy.pseudonym_salt)
 
 def _fired(wh: Warehouse, s, when: pd.Timestamp, rules: TriggerRules, view: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +81,7 @@ def _fired(wh: Warehouse, s, when: pd.Timestamp, rules: TriggerRules, view: pd.D
     # abandoned carts: abandoned more than N hours ago (N hours passed in this period), no purchase since
     delay = pd.Timedelta(hours=rules.cart_abandoned_hours)
     e = _attributed(wh.table("interactions"), x)
-    carts = e.filter((e.event_type == "cart_abandon") & (e.ts > _utc(start - delay)) & (e.ts <= _utc(when - delay)))
+    carts = e.filter((e.event_type == "cart_abandon") & (e.ts > engine_time(start - delay)) & (e.ts <= engine_time(when - delay)))
     carts = carts.select("customer_id", "ts", "category").to_pandas().sort_values("ts").drop_duplicates("customer_id", keep="last")
     last_purchase = view.last_purchase.reindex(carts.customer_id).to_numpy()
     carts = carts[pd.isna(last_purchase) | (last_purchase < carts.ts.to_numpy())]
@@ -113,7 +103,7 @@ def _fired(wh: Warehouse, s, when: pd.Timestamp, rules: TriggerRules, view: pd.D
         due = due[(due > start) & (due <= when)]
         add(f"nudge_{name.replace(' ', '_')}", due.index, due, [f"{days} days since the last purchase ({name})"] * len(due))
     # reward: the balance reached the reward threshold in this period
-    before = _loyalty(_attributed(_events_until(wh, _utc(start), ("loyalty_ledger",))["loyalty_ledger"], x))
+    before = _loyalty(_attributed(_events_until(wh, engine_time(start), ("loyalty_ledger",))["loyalty_ledger"], x))
     before = before.select("customer_id", "points_balance").to_pandas().set_index("customer_id").points_balance
     now = view.points_balance
     crossed = now.index[(now >= rules.reward_points) & (before.reindex(now.index).fillna(0) < rules.reward_points)]
@@ -132,7 +122,7 @@ def _fired(wh: Warehouse, s, when: pd.Timestamp, rules: TriggerRules, view: pd.D
     add("birthday", birthday.index, [week_start] * len(birthday),
         [f"birthday on {d:%A %d %B}" for d in birthday])
     out = pd.concat(rows, ignore_index=True)
-    out.attrs["stage"] = stage
+    out["stage"] = stage.reindex(out.customer_id).fillna("no purchase").to_numpy()
     return out
 
 def _contactable(fired, view, when, rules, offers, content, pii: bool, salt: str) -> pd.DataFrame:
@@ -155,7 +145,6 @@ def _contactable(fired, view, when, rules, offers, content, pii: bool, salt: str
     out["points"] = view.points_balance.reindex(out.customer_id).fillna(0).astype(int).to_numpy()
     out["message"] = [TRIGGERS.message[t].format(content=c, points=p) for t, c, p in zip(out.trigger, out.content, out.points)]
     out["offer"] = offers.reindex(out.customer_id).fillna(NO_OFFER).to_numpy() if offers is not None else NO_OFFER
-    out["stage"] = fired.attrs["stage"].reindex(out.customer_id).fillna("no purchase").to_numpy()
     out = out[["customer_id", "trigger", "fired_at", "reason", "channel", "message", "offer", "content", "stage"]]
     out = out.sort_values(["trigger", "fired_at", "customer_id"], ignore_index=True)
     if not pii:
@@ -183,9 +172,7 @@ def campaign_triggers(settings=None, *, as_of=None, out=None, rules: TriggerRule
     from loyalty_lab.affinity import customer_affinities
     from loyalty_lab.offers import NextBestOffer, campaign_responses
     from loyalty_lab.segments import behaviour_features
-    s = settings or load_settings()
-    when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
-    with Warehouse.open(s, read_only=True) as wh:
+    with merged_customers(None, settings, as_of) as (wh, s, when, _):
         top = customer_affinities(wh, s, as_of=when, k=1)
         content = top.set_index("customer_id").category
         offers, note = None, "no offer campaigns by as_of: no offers suggested"

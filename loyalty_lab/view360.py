@@ -10,7 +10,7 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
 from .profiles import MergeOptions, golden_records, merged_crosswalk
-from .summary import line_amount
+from .summary import engine_time, line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
@@ -119,7 +119,7 @@ def customer_360(warehouse: Warehouse | None = None, settings=None, *, as_of=Non
 
 def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.DataFrame:
     x = merged_crosswalk(wh)
-    at = ibis.literal(when.tz_convert("UTC").to_pydatetime(), type="timestamp('UTC')")
+    at = engine_time(when)
     profiles = wh.table("profiles")
     known = profiles.filter(profiles.signup_date <= at)
     options = MergeOptions.from_settings(s)
