@@ -186,8 +186,10 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
-    if params.get("segments_file") is not None:  # resolved here: the template runs in its own folder
-        params = {**params, "segments_file": str(run.settings.report.segments_file)}
+    # path parameters as resolved where the run started: the template runs in its own folder
+    paths = [k for k, v in params.items() if v is not None and k in REPORT_SETTINGS
+             and OPTION_BY_NAME[REPORT_SETTINGS[k]].kind == "path"]
+    params = {**params, **{k: str(run.settings[REPORT_SETTINGS[k]]) for k in paths}}
     final = out_root / run_id
     work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
