@@ -108,7 +108,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("report", "title", "str", "Loyalty programme report", "Report title"),
     Option("report", "include_pii", "bool", False, "Show names, e-mails and phones in reports and exports"),
     Option("report", "n_clusters", "int_or_auto", "auto", "Number of behavioural clusters, or auto"),
-    Option("report", "kernel", "str", "loyalty-lab", "Jupyter kernel that papermill runs reports with"),
+    Option("report", "kernel", "str", "loyalty-lab",
+           "Jupyter kernel that papermill runs reports with; when it is not registered, the kernel of the running Python"),
+    Option("report", "template", "path", None,
+           "Your own copy of the report template (`loyalty-lab init --with-template`); empty: the one in the package"),
     Option("report", "segments_file", "path", None,
            "YAML file of your own segments (name, where, description), shown and exported by the report; empty: none"),
     # profile merging (loyalty_lab.profiles)
