@@ -4,6 +4,7 @@
 
 # %% ../notebooks/08_profiles.ipynb #f72e5a78
 from __future__ import annotations
+from typing import Callable
 import ibis
 import numpy as np
 import pandas as pd
@@ -634,23 +635,26 @@ def _changed_records(std: pd.DataFrame, stored: pd.DataFrame) -> tuple[set, set]
                                     for c in _KEY_COLUMNS])
     return set(joined.record_id[differs]), set(stored.record_id) - set(std.record_id)
 
-def resolve_customers(warehouse=None, settings=None, *, full: bool = False, options: MergeOptions | None = None) -> MergeRun:
+def resolve_customers(warehouse=None, settings=None, *, full: bool = False, options: MergeOptions | None = None,
+                      progress: Callable[[str], None] | None = None) -> MergeRun:
     """Merge the warehouse's profiles into customers with stable ids, and keep crosswalk, golden records,
-    links, model and audit in the warehouse (all in one transaction). Incremental unless `full` or first run."""
+    links, model and audit in the warehouse (all in one transaction). Incremental unless `full` or first run.
+    `progress` (if given) is called with the name of each stage as it starts."""
     from loyalty_lab.config import load_settings
     from loyalty_lab.warehouse import Warehouse
     s = settings if settings is not None or options is not None else load_settings()
     options = options or MergeOptions.from_settings(s)
     wh = warehouse or Warehouse.open(s)
     try:
-        return _resolve(wh, options, full)
+        return _resolve(wh, options, full, progress or (lambda step: None))
     finally:
         if warehouse is None:
             wh.close()
 
-def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
+def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], None]) -> MergeRun:
     con = wh.con
     profiles = wh.table("profiles")
+    progress("merge: standardising profiles")
     std = standardise(profiles, options.default_country).order_by("record_id").to_pandas()
     if std.empty:
         raise LoyaltyLabError("warehouse has no profiles to merge; load them first (`loyalty-lab ingest`)")
@@ -660,14 +664,18 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
     decisions = _decisions(std, options)
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
     em_skipped: list = []
+    progress("merge: deterministic links")
     if mode == "full":
+        progress("merge: training the match model and scoring pairs")
         pairs = probabilistic_links(std, options.threshold, options.seed, options.memory_limit)
         model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
     else:
+        progress("merge: scoring new and changed profiles")
         kept = stored_links[(stored_links.kind == "probabilistic") & ~stored_links.a.isin(touched | removed)
                             & ~stored_links.b.isin(touched | removed)]
         fresh = score_new_records(std, touched, model, options.threshold, options.memory_limit) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
         pairs = pd.concat([kept[_PAIR_COLUMNS], fresh], ignore_index=True)
+    progress("merge: clustering records into customers")
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
     ids, last_number = assign_customer_ids(clusters, previous if len(previous) else
                                            pd.DataFrame(columns=["record_id", "customer_id"]), last_number)
@@ -676,6 +684,7 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
     crosswalk = crosswalk[["record_id", "source_system", "source_customer_id", "customer_id", "linked_by"]]
     changes = id_changes(crosswalk, previous, links, touched) if len(previous) else \
         pd.DataFrame(columns=["event", "customer_id", "related_ids", "records", "reason"])
+    progress("merge: golden records")
     golden = golden_records(profiles, crosswalk.rename(columns={"customer_id": "cluster"}), options.survivorship,
                             options.source_priority).rename(columns={"cluster": "customer_id"})
     stats = _merge_stats(std, clusters, links, blocked, skipped, options, em_skipped)
@@ -689,6 +698,7 @@ def _resolve(wh, options: MergeOptions, full: bool) -> MergeRun:
                      ids[c]: n for c, n in stats["oversized_clusters"].items()}, blocked=blocked.head(20).to_dict("records"))
     run_id = uuid.uuid4().hex[:12]
     at = pd.Timestamp.now(tz="UTC")
+    progress("merge: writing customers to the warehouse")
     _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number)
     return MergeRun(run_id, mode, stats, changes)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt, os, re, shutil, uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 import ibis
 import pandas as pd
 from .core import LoyaltyLabError, read_yaml_list
@@ -177,13 +177,17 @@ def _report_job(s: Settings, template, parameters, run_id):
     return template, params, run, run_id
 
 def run_report(settings: Settings | None = None, *, template: str | Path | None = None,
-               parameters: Mapping[str, Any] | None = None, run_id: str | None = None) -> Path:
-    "Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder."
-    return _execute(*_report_job(settings or load_settings(), template, parameters, run_id))
+               parameters: Mapping[str, Any] | None = None, run_id: str | None = None,
+               progress: Callable[[str], None] | None = None) -> Path:
+    """Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder.
+    `progress` (if given) is called with the name of each step as it starts."""
+    return _execute(*_report_job(settings or load_settings(), template, parameters, run_id), progress=progress)
 
-def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
+def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
+             progress: Callable[[str], None] | None = None) -> Path:
     "Run one checked report job (see `_report_job`) atomically into its folder."
     import papermill
+    progress = progress or (lambda step: None)
     from papermill.exceptions import PapermillExecutionError
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
     # path parameters as resolved where the run started: the template runs in its own folder
@@ -196,6 +200,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
     executed = work / f"{REPORT_NAME}.ipynb"
     try:
         try:
+            progress(f"report {run_id}: running {template.name}")
             papermill.execute_notebook(str(template), str(executed), parameters={**params, "output_dir": str(work)},
                                        kernel_name=run.settings.report.kernel, cwd=str(template.parent),
                                        progress_bar=False)
@@ -206,6 +211,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str) -> Path:
             shutil.copy(executed, kept)
             raise LoyaltyLabError(f"report {template.name} failed in cell {e.exec_count}: {e.ename}: "
                                   f"{e.evalue}\nThe executed notebook is kept at {kept}") from None
+        progress(f"report {run_id}: writing the HTML")
         _to_html(executed, work / f"{REPORT_NAME}.html")
         if final.exists():
             shutil.rmtree(final)

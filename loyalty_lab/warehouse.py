@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
@@ -553,8 +553,9 @@ class Warehouse:
                                       encoding=encoding, delimiter=delimiter, decimal=decimal,
                                       date_format=date_format, as_of=as_of, max_reject_rate=max_reject_rate)])[0]
 
-    def ingest_many(self, loads: Iterable[dict]) -> list[LoadReport]:
-        "Stage and validate every load, then write them all in one transaction: all or nothing."
+    def ingest_many(self, loads: Iterable[dict], progress: Callable[[str], None] | None = None) -> list[LoadReport]:
+        """Stage and validate every load, then write them all in one transaction: all or nothing.
+        `progress` (if given) is called with the name of each step as it starts."""
         if self.read_only:
             raise LoyaltyLabError(f"warehouse {self.path} was opened read-only; open it with read_only=False to load")
         tmpdir = Path(tempfile.mkdtemp(prefix="loyalty-lab-"))
@@ -565,7 +566,11 @@ class Warehouse:
                 if spec["as_of"] is not None:
                     spec["as_of"] = resolve_as_of(spec["as_of"], self.timezone)
                 spec["mapping"] = spec.pop("columns") or {}
+                if progress:
+                    progress(f"reading {spec['table']} ← {spec['source_name'] or 'DataFrame'}")
                 prepared.append(_prepare(self, tmpdir=tmpdir, **spec))
+            if progress:
+                progress("writing the warehouse")
             self._commit([p for p in prepared if p.report.status != "unchanged"])
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -596,8 +601,9 @@ class Warehouse:
         self.con.raw_sql(f"INSERT INTO rejects BY NAME SELECT * FROM {p.rejects}")
 
 # %% ../notebooks/03_warehouse.ipynb #779ef72d
-def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | None = None) -> list[LoadReport]:
-    "Load the sources configured in settings.ini into the warehouse; all tables or none."
+def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[LoadReport]:
+    "Load the sources configured in settings.ini into the warehouse; all tables or none (`progress`: see `ingest_many`)."
     s = settings or load_settings()
     wanted = list(tables) if tables is not None else list(CONTRACT)
     for t in wanted:
@@ -611,7 +617,7 @@ def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | Non
     if not specs:
         raise LoyaltyLabError("no sources configured: set at least one file in [sources] of settings.ini")
     with Warehouse.open(s) as wh:
-        return wh.ingest_many(specs)
+        return wh.ingest_many(specs, progress)
 
 def _project_relative(path: Path, root: Path) -> str:
     "A source's name: its path relative to the project (so the warehouse survives moving the project), else absolute."
