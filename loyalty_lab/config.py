@@ -4,7 +4,7 @@
 
 # %% ../notebooks/02_config.ipynb #37bb3ec6
 from __future__ import annotations
-import codecs, configparser, difflib, os, re
+import ast, codecs, configparser, difflib, os, re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +15,9 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
-__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SETTINGS_FILE', 'SETTINGS_ENV',
-           'Option', 'Settings', 'resolve_as_of', 'find_settings_file', 'load_settings']
+__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SOURCE_PREFIX', 'SOURCE_KEYS',
+           'MAPPING_SYNTAX', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'SourceSpec', 'mapping_constant', 'kind_words',
+           'Settings', 'resolve_as_of', 'find_settings_file', 'load_settings']
 
 # %% ../notebooks/02_config.ipynb #8846ee0c
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Option:
     "One setting: where it lives, its type and its built-in default."
     section: str
     key: str
-    kind: str  # str | int | float | bool | path | choice | timezone | currency | country | encoding | as_of | int_or_auto | list | memory
+    kind: str  # str | int | float | bool | path | choice | timezone | currency | country | encoding | as_of | int_or_auto | list | memory | delimiter
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -50,6 +51,7 @@ _EXPECTED = {
     "int_or_auto": "an integer or 'auto'",
     "list": "a comma-separated list, e.g. crm, pos",
     "memory": "an amount of memory, e.g. 2GB or 512MB",
+    "delimiter": r"one character, e.g. , or ; or | or \t (tab)",
 }
 
 def _expected(o: Option) -> str:
@@ -69,7 +71,7 @@ OPTIONS: tuple[Option, ...] = (
     *(Option("sources", t, "path", f"data/sample/{t}.csv", f"CSV or Parquet file with {t}; empty to skip")
       for t in _tables),
     Option("sources", "encoding", "encoding", "utf-8", "Text encoding of CSV files (cp1250 for many Serbian/Polish exports)"),
-    Option("sources", "delimiter", "str", ",", "CSV field delimiter"),
+    Option("sources", "delimiter", "delimiter", ",", r"CSV field delimiter: one character; \t or tab for a tab"),
     Option("sources", "decimal", "choice", ".", "Decimal separator in CSV numbers", choices=(".", ",")),
     Option("sources", "date_format", "str", "ISO8601",
            "How dates are written: ISO8601, or a strptime format such as %d.%m.%Y"),
@@ -143,6 +145,7 @@ class _BadValue(Exception):
     pass
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_DELIMITER_WORDS = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 
 def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
     "Parse `raw` (text or a Python value) as option `o`; relative paths resolve against `base_dir`."
@@ -214,6 +217,11 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         if not m:
             raise _BadValue
         return m.group(1) + m.group(2).upper().replace("IB", "iB")
+    elif o.kind == "delimiter":
+        text = _DELIMITER_WORDS.get(str(text).lower(), str(text))
+        if len(text) != 1 or text in "\"\r\n":
+            raise _BadValue
+        return text
     elif o.kind == "encoding":
         try:
             return codecs.lookup(str(text)).name
@@ -225,14 +233,126 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         raise _BadValue
     return value
 
+# %% ../notebooks/02_config.ipynb #1885b32a
+SOURCE_PREFIX = "source."
+SOURCE_KEYS = ("table", "path", "encoding", "delimiter", "decimal", "date_format", "timezone")
+MAPPING_SYNTAX = ("map a canonical column to a column of the file (KupacID, or `Kupac ID` in backticks), a constant "
+                  "('pos', 1) or an expression with + - * / and parentheses over columns and numbers (sales / qty); "
+                  "for text and dates + joins text (datum + ' ' + vreme)")
+
+@dataclass(frozen=True)
+class SourceSpec:
+    "One source of a canonical table: a file, folder or glob, read with its own options and column mapping."
+    name: str
+    table: str
+    path: Path  # a file, a folder or a glob pattern, resolved against the settings' folder
+    encoding: str
+    delimiter: str
+    decimal: str
+    date_format: str
+    timezone: str | None  # for timestamps written without an offset; None: the lab's time zone
+    columns: dict[str, str]  # canonical column → file column, constant or expression, as written
+    where: str  # where it is declared, for messages
+
+def mapping_constant(text: str) -> str | None:
+    "The value of a constant mapping (`'pos'`, `1`, `-2.5`) as text, or None when `text` is not a constant."
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    sign = ""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = "-", node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return sign + str(node.value)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and not sign:
+        return node.value
+    return None
+
+def _check_constant(where: str, column, value: str):
+    "A constant must fit its column: type, closed vocabulary, minimum."
+    kind = column.dtype
+    ok = True
+    if kind in ("integer", "decimal"):
+        try:
+            number = float(value)
+            ok = number == number and (kind == "decimal" or number.is_integer())
+            ok = ok and (column.minimum is None or number >= column.minimum)
+        except ValueError:
+            ok = False
+    elif kind == "boolean":
+        ok = value.strip().lower() in ("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0")
+    elif kind in ("timestamp", "date"):
+        try:
+            ok = not pd.isna(pd.Timestamp(value))
+        except (ValueError, TypeError):
+            ok = False
+    if not ok:
+        raise LoyaltyLabError(f"{where}: the constant {value!r} is not {kind_words(column)}")
+    if column.allowed and value.strip().lower() not in column.allowed:
+        hint = difflib.get_close_matches(value.strip().lower(), column.allowed, n=1)
+        raise LoyaltyLabError(f"{where}: the constant {value!r} is not one of {', '.join(column.allowed)}"
+                              + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+
+def kind_words(column) -> str:
+    "How a column's type reads in a message."
+    return {"integer": "an integer", "decimal": "a number", "boolean": "true/false", "string": "text",
+            "timestamp": "a timestamp", "date": "a date"}[column.dtype] + (
+        f" >= {column.minimum:g}" if column.minimum is not None else "")
+
+def _source_section(file: Path, section: str, items: Mapping[str, str], values: dict[str, Any]) -> SourceSpec:
+    "Check one [source.<name>] section against the contract; `values` gives the [sources] defaults."
+    name, where = section[len(SOURCE_PREFIX):], f"{file} [{section}]"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise LoyaltyLabError(f"{where}: name a source with letters, digits, '_', '.' or '-', e.g. [source.pos_orders]")
+    table = (items.get("table") or "").strip()
+    if table not in CONTRACT:
+        hint = difflib.get_close_matches(table, list(CONTRACT), n=1)
+        raise LoyaltyLabError(f"{where}: " + (f"unknown table {table!r}" if table else "no `table`")
+                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; write table = one of {', '.join(CONTRACT)}")
+    if not (items.get("path") or "").strip():
+        raise LoyaltyLabError(f"{where}: no `path`; give a file, a folder or a glob such as exports/pos/orders_*.csv")
+    options = {}
+    for key in ("path", "encoding", "delimiter", "decimal", "date_format", "timezone"):
+        o = OPTION_BY_NAME[{"timezone": "locale.timezone", "path": "warehouse.path"}.get(key, f"sources.{key}")]
+        if key not in items:
+            options[key] = None if key == "timezone" else values[o.name]
+            continue
+        try:
+            options[key] = (Path(os.path.expanduser(items[key].strip())) if key == "path"
+                            else _parse_value(o, items[key], file.parent))
+        except _BadValue:
+            raise LoyaltyLabError(f"{where} {key} = {items[key]!r}: expected {_expected(o)}") from None
+    path = options["path"] if options["path"].is_absolute() else file.parent / options["path"]
+    contract, columns = CONTRACT[table], {}
+    for key, raw in items.items():
+        if key in SOURCE_KEYS:
+            continue
+        if key not in contract.column_names:
+            hint = difflib.get_close_matches(key, contract.column_names + list(SOURCE_KEYS), n=1)
+            raise LoyaltyLabError(f"{where}: {key!r} is neither a source option ({', '.join(SOURCE_KEYS)}) nor a "
+                                  f"column of the {table} contract" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                  + f"; its columns are: {', '.join(contract.column_names)}")
+        if not raw.strip():
+            raise LoyaltyLabError(f"{where} {key}: empty; {MAPPING_SYNTAX}, or remove the line")
+        constant = mapping_constant(raw)
+        if constant is not None:
+            _check_constant(f"{where} {key}", contract.column(key), constant)
+        columns[key] = raw.strip()
+    return SourceSpec(name, table, path, options["encoding"], options["delimiter"], options["decimal"],
+                      options["date_format"], options["timezone"], columns, where)
+
 # %% ../notebooks/02_config.ipynb #e9230c9b
 class Settings:
     "Resolved, typed lab settings with the origin of every value."
 
     def __init__(self, values: dict[str, Any], origins: dict[str, str],
-                 columns: dict[str, dict[str, str]], file: Path | None, segment_maps: dict | None = None):
+                 columns: dict[str, dict[str, str]], file: Path | None, segment_maps: dict | None = None,
+                 sources: list[SourceSpec] | None = None):
         self._values, self._origins, self._columns, self.file = values, origins, columns, file
         self._segment_maps = segment_maps or {}
+        self._sources = list(sources or ())
 
     def __getattr__(self, section: str) -> SimpleNamespace:
         if section.startswith("_") or section not in SECTIONS:
@@ -251,8 +371,28 @@ class Settings:
         return {name: dict(lines) for name, lines in self._segment_maps.items()}
 
     def column_mapping(self, table: str) -> dict[str, str]:
-        "Canonical column name → column name in the user's file, for `table`."
+        "Canonical column name → column name in the user's file, for `table` (the one-file `[sources]` form)."
         return dict(self._columns.get(table, {}))
+
+    def source_specs(self) -> list[SourceSpec]:
+        """Every configured source: the `[source.<name>]` sections, and the tables of `[sources]` (with their
+        `[columns.<table>]` mapping). Once a `[source.*]` section exists, `[sources]` counts only where it is set."""
+        legacy = [SourceSpec(t, t, self[f"sources.{t}"], self.sources.encoding, self.sources.delimiter,
+                             self.sources.decimal, self.sources.date_format, None, self.column_mapping(t),
+                             f"[sources] {t}")
+                  for t in CONTRACT if self[f"sources.{t}"] is not None
+                  and not (self._sources and self.origin(f"sources.{t}") == "built-in default")]
+        return legacy + self._sources
+
+    def sources_frame(self) -> pd.DataFrame:
+        "The sources as a table: one row per source with its path, reading options and column mapping."
+        return pd.DataFrame([{"source": s.name, "table": s.table, "path": str(s.path), "encoding": s.encoding,
+                              "delimiter": {"\t": "tab", " ": "space"}.get(s.delimiter, s.delimiter),
+                              "decimal": s.decimal, "date_format": s.date_format, "timezone": s.timezone or "",
+                              "columns": "; ".join(f"{k} = {v}" for k, v in s.columns.items())}
+                             for s in self.source_specs()],
+                            columns=["source", "table", "path", "encoding", "delimiter", "decimal", "date_format",
+                                     "timezone", "columns"])
 
     def as_of(self) -> pd.Timestamp:
         "The run's as_of as an aware timestamp in the lab's time zone; a bare date means the end of that day."
@@ -302,7 +442,7 @@ def find_settings_file(start: Path | None = None) -> Path | None:
     return None
 
 def _read_ini(file: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",), strict=True)
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
     try:
         with open(file, encoding="utf-8") as f:
             parser.read_file(f)
@@ -325,6 +465,7 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
     origins = {o.name: "built-in default" for o in OPTIONS}
     columns: dict[str, dict[str, str]] = {}
     segment_maps: dict[str, dict[str, str]] = {}
+    source_sections: dict[str, Mapping[str, str]] = {}
 
     def put(o: Option, raw: Any, origin: str, where: str, base_dir: Path):
         try:
@@ -346,12 +487,15 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
             if section.startswith(SEGMENT_MAP_PREFIX) and len(section) > len(SEGMENT_MAP_PREFIX):
                 segment_maps[section[len(SEGMENT_MAP_PREFIX):]] = dict(items)
                 continue
+            if section.startswith(SOURCE_PREFIX):
+                source_sections[section] = dict(items)  # read once the [sources] defaults are known
+                continue
             if section not in SECTIONS:
                 hint = difflib.get_close_matches(section, SECTIONS + COLUMN_SECTIONS, n=1)
                 raise LoyaltyLabError(f"{file}: unknown section [{section}]"
                                       + (f" (did you mean [{hint[0]}]?)" if hint else "")
                                       + f"; sections are: {', '.join(SECTIONS + COLUMN_SECTIONS)}, "
-                                      f"{SEGMENT_MAP_PREFIX}<name>")
+                                      f"{SOURCE_PREFIX}<name>, {SEGMENT_MAP_PREFIX}<name>")
             for key, raw in items.items():
                 o = OPTION_BY_NAME.get(f"{section}.{key}")
                 if o is None:
@@ -382,7 +526,8 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
             put(o, raw, f"{what} {name}", f"{what} {name}", cwd)
 
     _check_together(values, origins)
-    return Settings(values, origins, columns, file, segment_maps)
+    sources = [_source_section(file, section, items, values) for section, items in source_sections.items()]
+    return Settings(values, origins, columns, file, segment_maps, sources)
 
 def _column_section(file: Path, section: str, items: Mapping[str, str]) -> dict[str, str]:
     table = CONTRACT[section.split(".", 1)[1]]

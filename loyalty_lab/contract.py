@@ -26,6 +26,9 @@ class Column:
     allowed: tuple[str, ...] | None = None  # closed vocabulary (compared case-insensitively)
     pii: bool = False  # personal data: kept out of reports and exports unless a run asks for it
     minimum: float | None = None  # smallest allowed value for numbers
+    # what a source without this column gets: a constant ('store', 1) or an expression over the canonical
+    # columns, `_file` (the source's name) and `_line` (the line in the file), as in a source's mapping
+    default: str | None = None
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -89,15 +92,16 @@ PROFILES = TableContract(
 
 ORDER_LINES = TableContract(
     "order_lines", "One line of one order; returns are lines with a negative quantity.",
-    (Column("order_id", "string", "Order / receipt id", required=True),
-     Column("line_no", "integer", "Line number inside the order", required=True, minimum=1))
+    (Column("order_id", "string", "Order / receipt id; a file without one has one order per line",
+            required=True, default="_file + ':' + _line"),
+     Column("line_no", "integer", "Line number inside the order", required=True, minimum=1, default="1"))
     + _source_cols + (
         Column("ts", "timestamp", "When the order was placed", required=True),
-        Column("channel", "string", "Where it was placed", required=True, allowed=CHANNELS),
+        Column("channel", "string", "Where it was placed", required=True, allowed=CHANNELS, default="'store'"),
         Column("store_id", "string", "Store (or web/app shop) id"),
-        Column("product_id", "string", "Product / SKU", required=True),
-        Column("category", "string", "Product category", required=True),
-        Column("quantity", "decimal", "Units; negative for a return", required=True),
+        Column("product_id", "string", "Product / SKU", required=True, default="'all'"),
+        Column("category", "string", "Product category", required=True, default="'all'"),
+        Column("quantity", "decimal", "Units; negative for a return", required=True, default="1"),
         Column("unit_price", "decimal", "Price per unit before discount", required=True, minimum=0),
         Column("discount", "decimal", "Money taken off the line", minimum=0),
         Column("on_promo", "boolean", "Was the item on promotion"),
@@ -155,7 +159,7 @@ def describe_contract(table: str | None = None) -> pd.DataFrame:
         for c in t.columns:
             rows.append({"table": t.name, "column": c.name, "type": c.dtype,
                          "required": c.required, "primary_key": c.name in t.primary_key,
-                         "allowed": ", ".join(c.allowed) if c.allowed else "",
+                         "allowed": ", ".join(c.allowed) if c.allowed else "", "default": c.default or "",
                          "pii": c.pii, "description": c.description})
     if not rows:
         raise LoyaltyLabError(f"unknown table {table!r}; the contract has {', '.join(CONTRACT)}")

@@ -17,14 +17,13 @@ import pandas as pd
 from .core import LoyaltyLabError, preview
 from .contract import CONTRACT, Column, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
+from .sources import _SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads
 
 # %% auto #0
 __all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport', 'file_sha256', 'Warehouse',
            'ingest_sources']
 
 # %% ../notebooks/03_warehouse.ipynb #85c0dd13
-_SQL_TYPES = {"string": dt.string, "integer": dt.int64, "decimal": dt.float64, "boolean": dt.boolean,
-              "timestamp": dt.Timestamp(timezone="UTC"), "date": dt.date}
 LINEAGE = {"_source": dt.string, "_load_id": dt.string, "_line": dt.int64}
 REJECTS_SCHEMA = ibis.schema({"table": "string", "source": "string", "load_id": "string", "line": "int64",
                               "column": "string", "value": "string", "reason": "string", "record": "string"})
@@ -79,12 +78,16 @@ class LoadReport:
     rows_rejected: int
     problems: pd.DataFrame = field(repr=False)  # column, reason, rows, examples, lines
     ignored_columns: list[str] = field(default_factory=list)
+    defaulted: dict[str, str] = field(default_factory=dict)  # columns the file lacks → the contract's default
 
     def summary(self) -> str:
         head = (f"{self.table} ← {self.source}: {self.status}, {self.rows_loaded:,} rows loaded, "
                 f"{self.rows_rejected:,} rejected of {self.rows_read:,} read")
         lines = [head] + [f"  {p.column}: {p.rows:,} × {p.reason} — e.g. {p.examples} (lines {p.lines})"
                           for p in self.problems.itertuples()]
+        if self.defaulted:
+            lines.append("  not in the file, filled with defaults: "
+                         + ", ".join(f"{c} = {v}" for c, v in self.defaulted.items()))
         if self.ignored_columns:
             lines.append(f"  columns not in the contract, not loaded: {', '.join(self.ignored_columns)}")
         return "\n".join(lines)
@@ -103,195 +106,12 @@ def _summarise_problems(rejects: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("rows", ascending=False, ignore_index=True)
 
 # %% ../notebooks/03_warehouse.ipynb #a73de062
-_CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-def _suggest_encoding(data: bytes) -> str:
-    for enc in ("utf-8", "cp1250", "cp1251", "iso8859_2"):
-        try:
-            data.decode(enc)
-            return enc
-        except UnicodeDecodeError:
-            pass
-    return "latin-1"
-
-def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
-    "Check `path` decodes as `encoding`; return it, or a UTF-8 copy of it when it is in another encoding or has a BOM."
-    enc = codecs.lookup(encoding).name
-    with open(path, "rb") as f:
-        has_bom = f.read(3) == codecs.BOM_UTF8
-    if enc == "utf-8" and has_bom:
-        enc = "utf-8-sig"
-    target = None if enc == "utf-8" else tmpdir / (path.stem + ".utf8.csv")
-    decoder = codecs.getincrementaldecoder(enc)()
-    line_no, out = 1, (open(target, "w", encoding="utf-8", newline="") if target else None)
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                try:
-                    text = decoder.decode(block)
-                except UnicodeDecodeError as e:
-                    bad_at = block.rfind(b"\n", 0, e.start) + 1
-                    line_no += block.count(b"\n", 0, e.start)
-                    snippet = block[bad_at:e.start + 12].split(b"\n")[0]
-                    raise LoyaltyLabError(
-                        f"{path}: line {line_no} is not valid {encoding}: byte {block[e.start:e.start+1]!r} "
-                        f"in {snippet!r}. The file looks like {_suggest_encoding(block)}; set "
-                        f"[sources] encoding = {_suggest_encoding(block)} in settings.ini (or pass encoding=…)"
-                    ) from None
-                line_no += text.count("\n")
-                if out:
-                    out.write(text)
-            tail = decoder.decode(b"", final=True)
-            if out:
-                out.write(tail)
-    finally:
-        if out:
-            out.close()
-    return target or path
-
-# %% ../notebooks/03_warehouse.ipynb #9b4f3608
-def _stage(con, source: Any, label: str, encoding: str, delimiter: str, tmpdir: Path) -> str:
-    "Read `source` into a temporary all-VARCHAR table with `_line`; return its name."
-    name = f"_stage_{uuid.uuid4().hex[:8]}"
-    raw = con.con
-    if isinstance(source, pd.DataFrame):
-        if len(source.columns) == 0 or len(source) == 0:
-            raise LoyaltyLabError(f"{label}: the DataFrame is empty ({len(source)} rows, {len(source.columns)} columns)")
-        frame = source.reset_index(drop=True).astype("string")
-        frame.columns = [str(c) for c in frame.columns]
-        frame.insert(0, "_line", pd.RangeIndex(1, len(frame) + 1))  # for a frame, the row number
-        raw.register(name + "_df", frame)
-        raw.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_df")
-        raw.unregister(name + "_df")
-        return name
-    path = Path(source)
-    if not path.is_file():
-        raise LoyaltyLabError(f"{label}: file not found; check [sources] in settings.ini")
-    suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise LoyaltyLabError(f"{label}: the file is empty (0 bytes); nothing was loaded. Re-export it")
-    try:
-        if suffix in _PARQUET_SUFFIXES:
-            read = f"read_parquet('{_sql_str(path)}')"
-        elif suffix in _CSV_SUFFIXES:
-            readable = _utf8_copy(path, encoding, tmpdir)
-            read = (f"read_csv('{_sql_str(readable)}', all_varchar = true, header = true, "
-                    f"delim = '{_sql_str(delimiter)}', quote = '\"', escape = '\"', auto_detect = false, "
-                    f"null_padding = false, columns = {_header_spec(readable, delimiter)})")
-        else:
-            raise LoyaltyLabError(f"{label}: unsupported file type {suffix!r}; use .csv or .parquet")
-        # the staging copy keeps file order, so its rowid gives the line (header = line 1)
-        raw.execute(f"CREATE TEMP TABLE {name}_text AS SELECT COLUMNS(*)::VARCHAR FROM {read}")
-        raw.execute(f"CREATE TEMP TABLE {name} AS SELECT CAST(rowid AS BIGINT) + 2 AS _line, * FROM {name}_text")
-        raw.execute(f"DROP TABLE {name}_text")
-    except (duckdb.Error,) as e:
-        raise LoyaltyLabError(f"{label}: cannot be read as {suffix.lstrip('.')}: {str(e).splitlines()[0]}") from None
-    n = raw.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-    if n == 0:
-        raise LoyaltyLabError(f"{label}: the file has a header but no data rows; nothing was loaded "
-                              "(an empty export would otherwise wipe the previous load)")
-    return name
-
-def _sql_str(v: Any) -> str:
-    return str(v).replace("'", "''")
-
-def _header_spec(path: Path, delimiter: str) -> str:
-    "DuckDB `columns=` struct naming every header field VARCHAR, so the header is taken as written."
-    import csv
-    with open(path, encoding="utf-8", newline="") as f:
-        header = next(csv.reader(f, delimiter=delimiter), None)
-    if not header or not any(h.strip() for h in header):
-        raise LoyaltyLabError(f"{path}: the first line has no column names; the file needs a header row")
-    fields = ", ".join(f"'{_sql_str(h)}': 'VARCHAR'" for h in header)
-    return "{" + fields + "}"
-
-# %% ../notebooks/03_warehouse.ipynb #8a1d7f92
-def _match_columns(contract: TableContract, available: list[str], mapping: dict[str, str], label: str):
-    "Canonical name → source column, plus the source columns that are not used."
-    norm = lambda s: s.strip().lower()
-    by_norm: dict[str, str] = {}
-    for c in available:
-        if norm(c) in by_norm:
-            raise LoyaltyLabError(f"{label}: column {c!r} appears twice in the header (names compared "
-                                  "ignoring case and spaces); rename one of them")
-        by_norm[norm(c)] = c
-    matched, missing = {}, []
-    for col in contract.columns:
-        wanted = mapping.get(col.name, col.name)
-        if norm(wanted) in by_norm:
-            matched[col.name] = by_norm[norm(wanted)]
-        elif col.name in mapping:
-            raise LoyaltyLabError(f"{label}: [columns.{contract.name}] maps {col.name} to {wanted!r}, "
-                                  f"which is not in the file; its columns are: {', '.join(available)}")
-        elif col.required:
-            missing.append(col.name)
-    if missing:
-        raise LoyaltyLabError(
-            f"{label}: missing required column(s) {', '.join(map(repr, missing))} of table {contract.name}. "
-            f"The file has: {', '.join(available)}. If they are there under other names, map them in "
-            f"settings.ini, e.g.\n  [columns.{contract.name}]\n  {missing[0]} = <column name in your file>")
-    used = set(matched.values())
-    return matched, [c for c in available if c not in used]
-
-# %% ../notebooks/03_warehouse.ipynb #6c2f5f88
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-_DATE_LOOKALIKES = ((r"^\d{1,2}\.\d{1,2}\.\d{4}", "%d.%m.%Y"), (r"^\d{1,2}/\d{1,2}/\d{4}", "%m/%d/%Y or %d/%m/%Y"),
-                    (r"^\d{4}/\d{1,2}/\d{1,2}", "%Y/%m/%d"), (r"^\d{1,2}-\d{1,2}-\d{4}", "%d-%m-%Y"))
-
-@ibis.udf.scalar.builtin(name="try_strptime")
-def _try_strptime(value: str, fmt: str) -> datetime:
-    "DuckDB's try_strptime (NULL where the value does not match the format)."
-
-def _text(value):
-    return value.strip().nullif("")
-
-def _parse(col: Column, value, decimal: str, date_format: str):
-    v = _text(value)
-    if col.dtype == "string":
-        return v.lower() if col.allowed else v
-    if col.dtype == "integer":
-        return v.re_search(r"^[+-]?\d+$").ifelse(v.try_cast("int64"), ibis.null("int64"))
-    if col.dtype == "decimal":
-        return (v.replace(",", ".") if decimal == "," else v).try_cast("float64")
-    if col.dtype == "boolean":
-        low = v.lower()
-        return ibis.cases((low.isin(_TRUE), True), (low.isin(_FALSE), False), else_=ibis.null("boolean"))
-    target = _SQL_TYPES[col.dtype]
-    if date_format.upper() == "ISO8601":
-        return v.try_cast(target)
-    return _try_strptime(v, date_format).cast(target)
-
-def _problem(col: Column, value, parsed, date_format: str):
-    "The reason this column makes the row invalid, or NULL."
-    v = _text(value)
-    kind = {"integer": "an integer", "decimal": "a number", "boolean": "true/false",
-            "timestamp": f"a timestamp ({date_format})", "date": f"a date ({date_format})"}.get(col.dtype)
-    rules = []
-    if col.required:
-        rules.append((v.isnull(), "required value missing"))
-    if kind:
-        not_parsed = v.notnull() & parsed.isnull()
-        if col.dtype in ("timestamp", "date"):
-            for pattern, fmt in _DATE_LOOKALIKES:
-                rules.append((not_parsed & v.re_search(pattern),
-                              f"not {kind}; looks like {fmt} — mixed date formats? set [sources] date_format"))
-        rules.append((not_parsed, f"not {kind}"))
-    if col.allowed:
-        rules.append((v.notnull() & ~parsed.isin(col.allowed), "not one of " + ", ".join(col.allowed)))
-    if col.minimum is not None:
-        rules.append((parsed < col.minimum, f"below the minimum {col.minimum:g}"))
-    if not rules:
-        return ibis.null("string")
-    return ibis.cases(*rules, else_=ibis.null("string"))
 
 # %% ../notebooks/03_warehouse.ipynb #357828da
 @dataclass
@@ -323,12 +143,12 @@ def _name_and_fingerprint(table: str, source: Any, source_name: str | None, opti
     return name, hashlib.sha256(f"{content}|{options!r}".encode()).hexdigest()
 
 def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, mapping: dict[str, str],
-             encoding: str, delimiter: str, decimal: str, date_format: str, as_of: pd.Timestamp | None,
-             max_reject_rate: float, tmpdir: Path) -> _Prepared:
+             encoding: str, delimiter: str, decimal: str, date_format: str, timezone: str | None,
+             as_of: pd.Timestamp | None, max_reject_rate: float, tmpdir: Path) -> _Prepared:
     contract = _contract(table)
     con = wh.con
-    name, sha = _name_and_fingerprint(table, source, source_name, (sorted(mapping.items()), encoding, delimiter,
-                                                                  decimal, date_format))
+    how_read = (sorted(mapping.items()), encoding, delimiter, decimal, date_format) + ((timezone,) if timezone else ())
+    name, sha = _name_and_fingerprint(table, source, source_name, how_read)
     label = f"{table} ← {name}"
 
     previous = wh._previous_load(table, name)
@@ -339,9 +159,8 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
 
     stage = _stage(con, source, label, encoding, delimiter, tmpdir)
     t = con.table(stage)
-    matched, ignored = _match_columns(contract, [c for c in t.columns if c != "_line"], mapping, label)
-    raw_values = {c.name: (t[matched[c.name]] if c.name in matched else ibis.null("string")) for c in contract.columns}
-    parsed = {c.name: _parse(c, raw_values[c.name], decimal, date_format) for c in contract.columns}
+    plan, ignored = plan_columns(contract, [c for c in t.columns if c != "_line"], mapping, label)
+    raw_values, parsed = mapped_columns(t, contract, plan, name, decimal, date_format, timezone, label)
     problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format) for c in contract.columns}
     load_id = f"{table}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
 
@@ -407,7 +226,8 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
     reject_frame = rejects.select("line", "column", "value", "reason").to_pandas()
     rows_rejected = rows_read - rows_loaded
     report = LoadReport(table, name, "replaced" if previous is not None else "loaded", rows_read, rows_loaded,
-                        rows_rejected, _summarise_problems(reject_frame), ignored)
+                        rows_rejected, _summarise_problems(reject_frame), ignored,
+                        {c: how.text for c, how in plan.items() if how.kind == "default"})
     if rows_rejected > max_reject_rate * rows_read:
         raise LoyaltyLabError(
             f"{label}: {rows_rejected:,} of {rows_read:,} rows ({rows_rejected / rows_read:.1%}) are invalid, "
@@ -433,7 +253,7 @@ def _same_as_of_outcome(previous: dict, as_of: pd.Timestamp | None) -> bool:
 
 # %% ../notebooks/03_warehouse.ipynb #193871a5
 _LOAD_DEFAULTS = dict(source_name=None, columns=None, encoding="utf-8", delimiter=",", decimal=".",
-                      date_format="ISO8601", as_of=None, max_reject_rate=0.05)
+                      date_format="ISO8601", timezone=None, as_of=None, max_reject_rate=0.05)
 
 class Warehouse:
     "A DuckDB file warehouse holding the contract's raw tables, their rejects and a load log."
@@ -543,15 +363,17 @@ class Warehouse:
 
     def ingest(self, table: str, source: str | Path | pd.DataFrame, *, source_name: str | None = None,
                columns: dict[str, str] | None = None, encoding: str = "utf-8", delimiter: str = ",",
-               decimal: str = ".", date_format: str = "ISO8601", as_of: str | pd.Timestamp | None = None,
-               max_reject_rate: float = 0.05) -> LoadReport:
+               decimal: str = ".", date_format: str = "ISO8601", timezone: str | None = None,
+               as_of: str | pd.Timestamp | None = None, max_reject_rate: float = 0.05) -> LoadReport:
         """Load one CSV/Parquet file or DataFrame into `raw_<table>`, atomically and idempotently.
 
-        `columns` maps canonical names to the source's names. Invalid rows go to `rejects`; if more than
+        `columns` maps canonical names to a column of the source, a constant or an expression (see
+        `loyalty_lab.sources`); `timezone` is that of timestamps written without an offset (default: the lab's). Invalid rows go to `rejects`; if more than
         `max_reject_rate` of the rows are invalid, nothing is loaded and the error lists the problems."""
         return self.ingest_many([dict(table=table, source=source, source_name=source_name, columns=columns,
                                       encoding=encoding, delimiter=delimiter, decimal=decimal,
-                                      date_format=date_format, as_of=as_of, max_reject_rate=max_reject_rate)])[0]
+                                      date_format=date_format, timezone=timezone, as_of=as_of,
+                                      max_reject_rate=max_reject_rate)])[0]
 
     def ingest_many(self, loads: Iterable[dict], progress: Callable[[str], None] | None = None) -> list[LoadReport]:
         """Stage and validate every load, then write them all in one transaction: all or nothing.
@@ -603,25 +425,9 @@ class Warehouse:
 # %% ../notebooks/03_warehouse.ipynb #779ef72d
 def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | None = None,
                    progress: Callable[[str], None] | None = None) -> list[LoadReport]:
-    "Load the sources configured in settings.ini into the warehouse; all tables or none (`progress`: see `ingest_many`)."
+    """Load every file of the configured sources (see `loyalty_lab.sources`) into the warehouse, all or nothing:
+    the sources are checked before anything is read (`progress`: see `ingest_many`)."""
     s = settings or load_settings()
-    wanted = list(tables) if tables is not None else list(CONTRACT)
-    for t in wanted:
-        _contract(t)
-    root = s.file.parent if s.file else Path.cwd()
-    specs = [dict(table=t, source=s[f"sources.{t}"], source_name=_project_relative(s[f"sources.{t}"], root),
-                  columns=s.column_mapping(t), encoding=s.sources.encoding,
-                  delimiter=s.sources.delimiter, decimal=s.sources.decimal, date_format=s.sources.date_format,
-                  as_of=s.as_of(), max_reject_rate=s.warehouse.max_reject_rate)
-             for t in wanted if s[f"sources.{t}"] is not None]
-    if not specs:
-        raise LoyaltyLabError("no sources configured: set at least one file in [sources] of settings.ini")
+    loads = [dict(spec, as_of=s.as_of(), max_reject_rate=s.warehouse.max_reject_rate) for spec in source_loads(s, tables)]
     with Warehouse.open(s) as wh:
-        return wh.ingest_many(specs, progress)
-
-def _project_relative(path: Path, root: Path) -> str:
-    "A source's name: its path relative to the project (so the warehouse survives moving the project), else absolute."
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
+        return wh.ingest_many(loads, progress)

@@ -126,7 +126,7 @@ def test_unparseable_and_mixed_date_formats(tmp_path, loaded):
         loaded.ingest("order_lines", f)
     msg = str(e.value)
     assert str(f) in msg and "3 of 6 rows" in msg
-    assert "ts: 1 × not a timestamp (ISO8601); looks like %d.%m.%Y — mixed date formats? set [sources] date_format — e.g. '02.05.2024 10:00' (lines 3)" in msg
+    assert "ts: 1 × not a timestamp (ISO8601); looks like %d.%m.%Y — mixed date formats? set the source's date_format — e.g. '02.05.2024 10:00' (lines 3)" in msg
     assert "looks like %m/%d/%Y or %d/%m/%Y" in msg and "e.g. 'sometime in May' (lines 5)" in msg
     assert_unchanged(before, loaded)
 
