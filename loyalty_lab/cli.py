@@ -287,7 +287,7 @@ def init_lab(folder: str | Path, with_template: bool = False) -> list[Path]:
     """Create a lab folder: a commented settings.ini, segments.yaml, data/ with the sample programme, reports/,
     and with `with_template` an own copy of the report template. Refuses a folder that already has a settings.ini."""
     import secrets, shutil
-    folder = Path(folder).expanduser()
+    folder = Path(folder).expanduser().absolute()
     settings = folder / "settings.ini"
     if settings.exists():
         raise LoyaltyLabError(f"{settings} already exists: {folder} is a lab already, and init overwrites nothing; "
