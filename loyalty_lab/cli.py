@@ -342,7 +342,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, *examples: str, settings: bool = True) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common] if settings else [], help=summary, description=summary + ".",
+        return sub.add_parser(name, parents=[common] if settings else [], help=summary,
+                              description=summary[0].upper() + summary[1:] + ".",
                               epilog="example:\n" + "\n".join(f"  {e}" for e in examples),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
