@@ -9,39 +9,55 @@ __all__ = []
 __version__ = "0.1.0"
 
 # %% ../notebooks/06_api.ipynb #2f518f48
-from .core import LoyaltyLabError
-from .contract import CONTRACT, describe_contract
-from .config import Settings, load_settings
-from .warehouse import LoadReport, Warehouse, ingest_sources
-from .report import ReportRun, data_coverage, monthly_sales, prepare_report, run_report, run_report_list
-from .synth import SynthConfig, SynthProgramme, generate, synth, write_programme
-from .profiles import (Explanation, MergeOptions, MergeRun, explain, merge_profiles, pairwise_scores,
-                                  resolve_customers, standardise)
-from .view360 import customer_360, forget
-from .summary import calibration_and_holdout, cdnow, customer_lines, daily_purchases, summarize
-from .rfm import RFM, Migration, Segment, concentration, segment_map, segment_migration, segment_table
-from .lifecycle import (LifecycleRules, cohort_retention, contact_calendar, lifecycle_stages, new_vs_existing,
-                                   peak_weekday)
-from .clv import Backtest, ClvModel, backtest, intervals, p_alive_matrix, simulate
-from .segments import FEATURE_GROUPS, Lookalikes, Segmenter, behaviour_features, segment_name
-from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift, plot_qini, qini_coefficient, qini_curve
-from .campaigns import action_table, clv_deciles, offer_by_segment, offer_evidence, value_tiers, write_exports
-from .rules import RuleSegment, SegmentEvaluation, evaluate_segments, read_segment_rules
-from .affinity import AffinityModel, affinity_backtest, affinity_by_segment, customer_affinities, item_history
-from .triggers import TRIGGERS, TriggerRules, campaign_triggers, trigger_lists, write_trigger_list
+import importlib as _importlib
+import sys as _sys
+import types as _types
 
-__all__ = ["__version__", "LoyaltyLabError", "CONTRACT", "describe_contract", "Settings", "load_settings",
-           "LoadReport", "Warehouse", "ingest_sources", "data_coverage", "monthly_sales", "run_report", "run_report_list",
-           "prepare_report", "ReportRun", "action_table", "clv_deciles", "offer_by_segment", "offer_evidence",
-           "value_tiers", "write_exports", "RuleSegment", "SegmentEvaluation", "evaluate_segments",
-           "read_segment_rules", "AffinityModel", "affinity_backtest", "affinity_by_segment", "customer_affinities",
-           "item_history", "TRIGGERS", "TriggerRules", "campaign_triggers", "trigger_lists", "write_trigger_list",
-           "SynthConfig", "SynthProgramme", "generate", "synth", "write_programme",
-           "Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
-           "resolve_customers", "standardise", "customer_360", "forget",
-           "calibration_and_holdout", "cdnow", "customer_lines", "daily_purchases", "summarize",
-           "RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table",
-           "LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing", "peak_weekday",
-           "Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate",
-           "FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name",
-           "NO_OFFER", "NextBestOffer", "campaign_responses", "evaluate_uplift", "plot_qini", "qini_coefficient", "qini_curve"]
+# public name → the module (of this package) that defines it; the one list of the supported API
+_PUBLIC = {
+    "core": ["LoyaltyLabError"],
+    "contract": ["CONTRACT", "describe_contract"],
+    "config": ["Settings", "load_settings"],
+    "warehouse": ["LoadReport", "Warehouse", "ingest_sources"],
+    "report": ["ReportRun", "data_coverage", "monthly_sales", "prepare_report", "run_report", "run_report_list"],
+    "synth": ["SynthConfig", "SynthProgramme", "generate", "synth", "write_programme"],
+    "profiles": ["Explanation", "MergeOptions", "MergeRun", "explain", "merge_profiles", "pairwise_scores",
+                 "resolve_customers", "standardise"],
+    "view360": ["customer_360", "forget"],
+    "summary": ["calibration_and_holdout", "cdnow", "customer_lines", "daily_purchases", "summarize"],
+    "rfm": ["RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table"],
+    "lifecycle": ["LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing",
+                  "peak_weekday"],
+    "clv": ["Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate"],
+    "segments": ["FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name"],
+    "offers": ["NO_OFFER", "NextBestOffer", "campaign_responses", "evaluate_uplift", "plot_qini", "qini_coefficient",
+               "qini_curve"],
+    "campaigns": ["action_table", "clv_deciles", "offer_by_segment", "offer_evidence", "value_tiers", "write_exports"],
+    "rules": ["RuleSegment", "SegmentEvaluation", "evaluate_segments", "read_segment_rules"],
+    "affinity": ["AffinityModel", "affinity_backtest", "affinity_by_segment", "customer_affinities", "item_history"],
+    "triggers": ["TRIGGERS", "TriggerRules", "campaign_triggers", "trigger_lists", "write_trigger_list"],
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = ["__version__", *_MODULE_OF]
+
+def __getattr__(name: str):
+    "Import a public name from its module on first use (PEP 562) and keep it."
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+class _Package(_types.ModuleType):
+    "Keeps a public name (`synth`) from being replaced by the submodule of the same name when that is imported."
+    def __setattr__(self, name, value):
+        if name in _MODULE_OF and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+_sys.modules[__name__].__class__ = _Package

@@ -4,21 +4,313 @@
 
 # %% ../notebooks/05_cli.ipynb #6dfcea75
 from __future__ import annotations
-import argparse, sys
+import argparse, sys, time
 from pathlib import Path
-import pandas as pd
 from .core import LoyaltyLabError
-from .contract import describe_contract
-from .config import load_settings
-from .warehouse import Warehouse, ingest_sources
-from .report import run_report, run_report_list
-from .synth import synth
-from .profiles import explain, resolve_customers
-from .view360 import customer_360, forget
-from .triggers import TriggerRules, campaign_triggers
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['SAMPLE', 'SAMPLE_SOURCES', 'StepProgress', 'lab_settings', 'packaged_template', 'init_lab', 'main']
+
+# %% ../notebooks/05_cli.ipynb #7dee6853
+def _duration(seconds: float) -> str:
+    "`3.2 s`, `2 min 05 s`."
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+class StepProgress:
+    """Progress of a command's steps: call it with each step's name as it starts; use it as a context manager.
+    A live elapsed time on a terminal (rich), plain `✓ step  1.2 s` lines elsewhere."""
+    def __init__(self, file=None, terminal: bool | None = None):
+        self.file = file or sys.stdout
+        self.terminal = (self.file.isatty() if hasattr(self.file, "isatty") else False) if terminal is None else terminal
+        encoding = getattr(self.file, "encoding", None) or "utf-8"
+        try:
+            self.marks = ("✓", "✗") if "✓✗".encode(encoding) else ("ok", "failed")
+        except (UnicodeEncodeError, LookupError):
+            self.marks = ("ok", "failed")
+        self.done: list[tuple[str, float]] = []  # (step, seconds) of every finished step
+        self._step: str | None = None
+        self._started = 0.0
+        self._live = self._task = None
+
+    def __enter__(self):
+        if self.terminal:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=Console(file=self.file), transient=True)
+            self._live.start()
+        return self
+
+    def __call__(self, step: str) -> None:
+        self._finish(self.marks[0])
+        self._step, self._started = step, time.perf_counter()
+        if self._live is not None:
+            self._task = self._live.add_task(step, total=None)
+
+    def _finish(self, mark: str) -> None:
+        if self._step is None:
+            return
+        seconds = time.perf_counter() - self._started
+        self.done.append((self._step, seconds))
+        line = f"{mark} {self._step}  {_duration(seconds)}"
+        if self._live is not None:
+            self._live.remove_task(self._task)
+            self._live.refresh()
+            self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=self.file, flush=True)
+        self._step = None
+
+    def close(self) -> None:
+        "Finish the running step (before printing a step's results); the next call starts a new one."
+        self._finish(self.marks[0])
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._finish(self.marks[0] if kind is None else self.marks[1])
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+# %% ../notebooks/05_cli.ipynb #2af70a3a
+# The sample programme `loyalty-lab init` writes: the same call that made the checkout's data/sample (identical files)
+SAMPLE = dict(customers=2000, seed=42, start="2023-01-01", end="2024-06-30")
+SAMPLE_SOURCES = {"sample_profiles": "profiles", "sample_orders": "order_lines", "sample_interactions": "interactions",
+                  "sample_ledger": "loyalty_ledger", "sample_offers": "offers"}
+
+_SETTINGS_HEAD = """\
+# loyalty-lab run settings: the defaults of a lab run, for analysts.
+# Written by `loyalty-lab init`; `loyalty-lab config` shows every value and where it came from.
+#
+# Any value can be overridden, highest first: a command-line flag (--set section.key=value),
+# a papermill parameter (-p key value), an environment variable LOYALTY_LAB_<SECTION>_<KEY>, this file.
+# Relative paths are relative to this file's folder.
+
+# ---------------------------------------------------------------------------------------------------
+# Sources: one [source.<name>] section per export. Keys:
+#   table        the canonical table it feeds (`loyalty-lab contract` lists tables and columns)
+#   path         a file, a folder, or a glob such as exports/pos/orders_*.csv (CSV or Parquet;
+#                each file is fingerprinted and loaded once, so next month's export loads only itself)
+#   encoding, delimiter, decimal, date_format, timezone   how the files are written
+#                (defaults: utf-8 , . ISO8601; timezone is for timestamps written without an offset)
+# Every other key is a canonical column of the table, mapped to
+#   a column of the file (a rename):      source_customer_id = KupacID
+#   a constant, in quotes:                 source_system = 'pos'
+#   an expression over the file's columns (+ - * / and parentheses over columns and numbers):
+#                                          unit_price = Iznos / Kolicina
+# A column of the file with the canonical name needs no line.
+#
+# The sample programme that `loyalty-lab init` wrote (2,000 synthetic people, 2023-01-01 … 2024-06-30;
+# its ground truth is in data/sample/truth). Replace these sections with your own exports.
+"""
+
+_SOURCE_EXAMPLES = """\
+# A POS system's monthly order exports: Windows encoding, semicolons, decimal commas, day-first dates.
+# [source.pos_orders]
+# table = order_lines
+# a file, a folder, or a glob (each file is loaded once)
+# path = exports/pos/orders_*.csv
+# encoding = cp1250
+# delimiter = ;
+# decimal = ,
+# date_format = %d.%m.%Y %H:%M
+# for timestamps written without an offset
+# timezone = Europe/Belgrade
+# a constant, in quotes
+# source_system = 'pos'
+# a column of the file (renamed)
+# source_customer_id = KupacID
+# order_id = Racun
+# line_no = Stavka
+# ts = DatumVreme
+# channel = 'store'
+# store_id = Prodavnica
+# product_id = Sifra
+# category = Grupa
+# quantity = Kolicina
+# derived: + - * / and parentheses over columns and numbers
+# unit_price = Iznos / Kolicina
+
+# A web shop's order export: UTF-8, ISO timestamps with an offset, one line per order (no line numbers).
+# [source.webshop_orders]
+# table = order_lines
+# path = exports/webshop/orders.csv
+# source_system = 'web'
+# source_customer_id = customer_email
+# order_id = order_number
+# line_no = 1
+# ts = created_at
+# channel = 'web'
+# product_id = sku
+# category = product_type
+# quantity = qty
+# unit_price = sales / qty
+# discount = discount_amount
+
+# A CRM's customer export in Parquet (column types come with the file).
+# [source.crm_customers]
+# table = profiles
+# path = exports/crm/customers.parquet
+# source_system = 'crm'
+# source_customer_id = ContactId
+# first_name = FirstName
+# last_name = LastName
+# email = Email
+# phone = MobilePhone
+# birth_date = Birthdate
+# city = City
+# country = 'RS'
+# signup_date = CreatedDate
+"""
+
+_SETTINGS_TAIL = """\
+[warehouse]
+# The DuckDB file the sources are loaded into (created on the first run).
+path = data/warehouse.duckdb
+# duckdb (embedded, default) or spark
+engine = duckdb
+lock_timeout_seconds = 10
+# A load fails as a whole if more than this share of its rows is invalid; otherwise they are quarantined.
+max_reject_rate = 0.05
+# Memory each DuckDB connection (the warehouse; Splink's scoring) may use before spilling to disk.
+memory_limit = 2GB
+
+[locale]
+currency = RSD
+timezone = Europe/Belgrade
+default_country = RS
+
+[run]
+# Analysis date (ISO date or timestamp); empty means now. Nothing dated later may influence a result.
+# 2024-06-30 is the last day of the sample; empty it (or pass --as-of) for your own data.
+as_of = 2024-06-30
+seed = 42
+
+[rfm]
+bins = 5
+# standard11 (R × FM, 11 segments), rf10 (R × F grid), or the name of a [segment_map.<name>] section:
+segment_map = standard11
+# A custom map: numbered rules tried in order, first match wins; unmatched customers are "Unclassified".
+# [segment_map.mine]
+# 1 = VIP | R 5, FM 5 | Best customers, bought this month | Personal thank-you, early access
+# 2 = Slipping | R 1-2, F 3-5 | Bought often, not lately | Win-back offer
+
+[lifecycle]
+# One-time buyers: new for new_days after their purchase, then lapsed; churned after lapsed_days.
+new_days = 30
+lapsed_days = 365
+# Repeat buyers: days since the last purchase divided by their own usual gap between purchases.
+at_risk_overdue = 1.5
+lapsed_overdue = 3.0
+churned_overdue = 6.0
+
+[clv]
+# bgnbd, pareto_nbd or mbgnbd
+model = bgnbd
+time_unit = W
+horizon_days = 365
+# annual
+discount_rate = 0.10
+penalizer = 0.0
+
+[report]
+# Reports are written to <output_dir>/<run-id>/segment_report.html
+output_dir = reports
+title = Loyalty programme report
+include_pii = false
+n_clusters = auto
+# The Jupyter kernel the report runs on when it is registered; otherwise the Python running the command.
+kernel = loyalty-lab
+# Your own copy of the report template to edit (`loyalty-lab init --with-template`); empty: the one in the package
+template = {template}
+# Your own segments (YAML, next to this file: segments: [{{name, where, description}}]); empty: none
+segments_file = segments.yaml
+
+[profiles]
+# Splink match probability at or above which two profiles are one customer (0.5 … 0.9999)
+match_threshold = 0.95
+# Alert when a customer gathers more source profiles than this (usually a chain of wrong links)
+max_cluster_size = 20
+# Most trusted source system first: decides survivorship 'source_priority' and breaks ties
+source_priority = crm, pos, app, web
+# Systems that hold each person once (e.g. a CRM with enforced uniqueness): two of their records never merge
+duplicate_free_sources =
+# CSV of your decisions: record_a, record_b, decision (never|always), reason — ids as pos:77001
+pair_decisions =
+# Overrides of the built-in survivorship, e.g. email = most_frequent, phone = source_priority
+survivorship =
+# A shared e-mail / phone / card seen with more first names or records than this links nobody
+max_first_names = 3
+max_records = 12
+
+[privacy]
+# Secret mixed into the pseudonymous customer keys of exports (init wrote a random one): keep it out of version control
+pseudonym_salt = {salt}
+"""
+
+_SEGMENTS = """\
+# Your own segments: conditions on any column of the 360° view and the report's results
+# (segment, stage, clv, value_tier, cluster, recommended_offer …). Each becomes a section of the report
+# with its size, revenue and member list. See `loyalty_lab.rules` for what a condition may contain.
+segments:
+  - name: Young women in Novi Sad on promotion
+    description: women 25-35 in Novi Sad who often buy on promotion
+    where: gender == 'f' and 25 <= age <= 35 and city == 'Novi Sad' and promo_share >= 0.3
+  - name: Big baskets, no app
+    description: average basket over 5,000 RSD and never used the app
+    where: aov > 5000 and app_sessions == 0
+  - name: Baby buyers
+    description: baby products are their top category
+    where: top_category == 'baby'
+  - name: Slipping regulars
+    description: good customers whose purchases are overdue
+    where: segment in ['Champions', 'Loyal Customers', 'Potential Loyalist'] and stage in ['at risk', 'lapsed']
+  - name: Reward within reach
+    description: close to the 1,000-point reward, with e-mail consent
+    where: points_balance >= 700 and consent_email == true
+"""
+
+def lab_settings(template: str = "", salt: str = "change-me") -> str:
+    "The commented settings.ini that `loyalty-lab init` writes: the sample as [source.*] sections, examples, defaults."
+    sources = "".join(f"[source.{name}]\ntable = {table}\npath = data/sample/{table}.csv\n\n"
+                      for name, table in SAMPLE_SOURCES.items())
+    return _SETTINGS_HEAD + "\n" + sources + _SOURCE_EXAMPLES + "\n" + _SETTINGS_TAIL.format(template=template, salt=salt)
+
+def packaged_template() -> Path:
+    "The report template that ships inside the package (loyalty_lab/templates/segment_report.ipynb)."
+    from importlib import resources
+    return Path(str(resources.files("loyalty_lab").joinpath("templates", "segment_report.ipynb")))
+
+def init_lab(folder: str | Path, with_template: bool = False) -> list[Path]:
+    """Create a lab folder: a commented settings.ini, segments.yaml, data/ with the sample programme, reports/,
+    and with `with_template` an own copy of the report template. Refuses a folder that already has a settings.ini."""
+    import secrets, shutil
+    folder = Path(folder).expanduser().absolute()
+    settings = folder / "settings.ini"
+    if settings.exists():
+        raise LoyaltyLabError(f"{settings} already exists: {folder} is a lab already, and init overwrites nothing; "
+                              "pick a new folder, or edit that settings.ini")
+    if folder.exists() and not folder.is_dir():
+        raise LoyaltyLabError(f"{folder} is a file, not a folder: pick a folder for the lab")
+    template = packaged_template()
+    if with_template and not template.is_file():
+        raise LoyaltyLabError(f"--with-template: this installation of loyalty-lab has no report template "
+                              f"({template}); reinstall the package, or run init without --with-template")
+    sample = folder / "data" / "sample"
+    for sub in (sample, folder / "reports"):
+        sub.mkdir(parents=True, exist_ok=True)
+    from loyalty_lab.synth import synth
+    synth(SAMPLE["customers"], SAMPLE["seed"], sample, ("csv",), start=SAMPLE["start"], end=SAMPLE["end"])
+    written = [settings, folder / "segments.yaml", sample, folder / "reports"]
+    if with_template:
+        shutil.copyfile(template, folder / template.name)
+        written.insert(2, folder / template.name)
+    (folder / "segments.yaml").write_text(_SEGMENTS, encoding="utf-8")
+    # settings.ini last: a folder that has one is a finished lab (a failed init can be run again)
+    settings.write_text(lab_settings(template.name if with_template else "", secrets.token_hex(16)), encoding="utf-8")
+    return written
 
 # %% ../notebooks/05_cli.ipynb #7c0e49c6
 def _flags(pairs: list[str], as_of: str | None) -> dict[str, str]:
@@ -32,39 +324,69 @@ def _flags(pairs: list[str], as_of: str | None) -> dict[str, str]:
         flags["run.as_of"] = as_of
     return flags
 
+def _version() -> str:
+    from loyalty_lab import __version__
+    return __version__
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--settings", help="settings.ini to use (default: the nearest one)")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a setting; beats env, parameters and settings.ini")
     common.add_argument("--as-of", help="analysis date, short for --set run.as_of=…")
-    p = argparse.ArgumentParser(prog="loyalty-lab", description="Loyalty-programme analytics workbench.")
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="ingest the sources, merge the profiles, write the report")
-    ing = sub.add_parser("ingest", parents=[common], help="load the configured sources into the warehouse")
+    p = argparse.ArgumentParser(prog="loyalty-lab", description="Loyalty-programme analytics workbench.",
+                                epilog="example:\n  loyalty-lab init ~/mylab && cd ~/mylab && loyalty-lab run\n"
+                                       "`loyalty-lab COMMAND --help` shows a command's options and an example.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"loyalty-lab {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, *examples: str, settings: bool = True) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common] if settings else [], help=summary,
+                              description=summary[0].upper() + summary[1:] + ".",
+                              epilog="example:\n" + "\n".join(f"  {e}" for e in examples),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    init = command("init", "create a lab folder: commented settings.ini, segments.yaml, sample data, reports/",
+                   "loyalty-lab init ~/mylab && cd ~/mylab && loyalty-lab run", settings=False)
+    init.add_argument("folder", metavar="DIR", help="the folder to create (may exist, but not hold a settings.ini)")
+    init.add_argument("--with-template", action="store_true",
+                      help="copy the report template into DIR to edit ([report] template points at it)")
+    run = command("run", "ingest the sources, merge the profiles, write the report",
+                  "loyalty-lab run --as-of 2024-06-30 --run-id june")
+    ing = command("ingest", "load the configured sources into the warehouse (all or nothing)",
+                  "loyalty-lab ingest --table order_lines")
     ing.add_argument("--table", action="append", help="only this table (repeatable)")
-    rep = sub.add_parser("report", parents=[common], help="write the HTML report from the warehouse")
-    for command in (run, rep):
-        command.add_argument("--run-id", help="name of the report folder (default: a timestamp)")
-        command.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[],
-                             metavar=("NAME", "VALUE"), help="a report template parameter, e.g. -p filter_by channel=web")
-        command.add_argument("--runs", metavar="LIST.yaml", help="render every report of a YAML run list "
-                             "(continues past a failure, exits non-zero if any failed)")
-    drop = sub.add_parser("drop-source", parents=[common], help="remove one loaded source from the warehouse")
+    rep = command("report", "write the HTML report from the warehouse",
+                  "loyalty-lab report --run-id web -p filter_by channel=web", "loyalty-lab report --runs regions.yaml")
+    for cmd in (run, rep):
+        cmd.add_argument("--run-id", help="name of the report folder (default: a timestamp)")
+        cmd.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[],
+                         metavar=("NAME", "VALUE"), help="a report template parameter, e.g. -p filter_by channel=web")
+        cmd.add_argument("--runs", metavar="LIST.yaml", help="render every report of a YAML run list "
+                         "(continues past a failure, exits non-zero if any failed)")
+    drop = command("drop-source", "remove one loaded source (rows, rejects, log entry) from the warehouse",
+                   "loyalty-lab drop-source --table order_lines --source data/old/orders.csv")
     drop.add_argument("--table", required=True, help="contract table, e.g. order_lines")
     drop.add_argument("--source", required=True, help="source name as `loyalty-lab ingest` printed it")
-    merge = sub.add_parser("merge", parents=[common], help="merge the profiles into customers (stable ids)")
+    merge = command("merge", "merge the profiles into customers (stable ids; incremental by default)",
+                    "loyalty-lab merge --full")
     merge.add_argument("--full", action="store_true", help="retrain the match model and rescore every pair")
-    why = sub.add_parser("explain", parents=[common], help="show why a customer's records were merged")
+    why = command("explain", "show why a customer's records were merged", "loyalty-lab explain C00000008 --chart why.png")
     why.add_argument("customer_id")
     why.add_argument("--chart", help="write the waterfall chart of the strongest pair to this PNG file")
-    fgt = sub.add_parser("forget", parents=[common], help="erase a customer and all their records and events")
+    fgt = command("forget", "erase a customer and all their records and events (shows them, then asks)",
+                  "loyalty-lab forget C00000042 --dry-run", "loyalty-lab forget C00000042 --yes   # no question (scripts)")
     fgt.add_argument("customer_id")
-    v360 = sub.add_parser("view360", parents=[common], help="write the 360° customer view (Parquet or CSV)")
+    ask = fgt.add_mutually_exclusive_group()
+    ask.add_argument("--yes", action="store_true", help="erase without asking")
+    ask.add_argument("--dry-run", action="store_true", help="only show what would be erased")
+    v360 = command("view360", "write the 360° customer view (Parquet or CSV)", "loyalty-lab view360 --out customers.parquet")
     v360.add_argument("--out", required=True, help="file to write: .parquet or .csv")
     v360.add_argument("--include-pii", action="store_true", help="names and contacts with the real customer ids")
-    sub.add_parser("config", parents=[common], help="show every setting and where its value came from")
-    syn = sub.add_parser("synth", help="generate a synthetic loyalty programme with ground truth")
+    command("config", "show every setting and where its value came from", "loyalty-lab config --set clv.horizon_days=180")
+    syn = command("synth", "generate a synthetic loyalty programme with its ground truth",
+                  "loyalty-lab synth --customers 50000 --seed 7 --out data/synth --format parquet", settings=False)
     syn.add_argument("--customers", type=int, default=2000, help="number of people (default 2000)")
     syn.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives identical files")
     syn.add_argument("--out", required=True, help="folder to write the tables and truth/ into")
@@ -72,18 +394,55 @@ def _parser() -> argparse.ArgumentParser:
                      help="file format (repeatable; default: both)")
     syn.add_argument("--start", default="2023-01-01", help="first day of the observation window")
     syn.add_argument("--end", default="2024-06-30", help="last day of the observation window")
-    trig = sub.add_parser("triggers", parents=[common], help="write today's trigger lists (carts, nudges, welcomes, "
-                          "rewards, birthdays) as CSV for a campaign tool")
+    trig = command("triggers", "write today's trigger lists (carts, nudges, welcomes, rewards, birthdays) as CSV",
+                   "loyalty-lab triggers --out triggers.csv --period-hours 24")
     trig.add_argument("--out", required=True, help="CSV file to write")
     trig.add_argument("--period-hours", type=float, default=24.0, help="how far back this run looks (24 for a daily run)")
     trig.add_argument("--reward-points", type=int, default=1000, help="points balance that earns a reward")
     trig.add_argument("--cart-hours", type=float, default=2.0, help="hours after an abandoned cart before the reminder")
-    con = sub.add_parser("contract", help="show the canonical tables and columns")
+    con = command("contract", "show the canonical tables and columns", "loyalty-lab contract --table order_lines",
+                  settings=False)
     con.add_argument("--table", help="only this table")
     return p
 
+# %% ../notebooks/05_cli.ipynb #544430e6
+def _erasure_text(customer_id: str, erasure) -> str:
+    "What `forget` erases (or would): the customer's records per source system, then the rows per table."
+    records = erasure.records
+    lines = [f"{customer_id}: {len(records):,} source record{'s' * (len(records) != 1)}"]
+    for system, ids in records.groupby("source_system").source_customer_id:
+        lines.append(f"  {system:<6} {len(ids):>3}  {', '.join(ids.iloc[:5])}{' …' * (len(ids) > 5)}")
+    lines.append("rows to delete:" if erasure.dry_run else "rows deleted:")
+    width = max(map(len, erasure))
+    lines += [f"  {table:<{width}}  {n:>7,}" for table, n in erasure.items() if n]
+    return "\n".join(lines)
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+def _forget_command(args, settings) -> int:
+    from loyalty_lab.view360 import forget
+    preview = forget(args.customer_id, settings=settings, dry_run=True)
+    print(_erasure_text(args.customer_id, preview))
+    if args.dry_run:
+        print("dry run: nothing erased")
+        return 0
+    if not args.yes and not _confirm("Erase these? [y/N] "):
+        print("nothing erased")
+        return 1
+    removed = forget(args.customer_id, settings=settings)
+    print(f"forgot {args.customer_id}: " + ", ".join(f"{t} {n:,}" for t, n in removed.items() if n))
+    return 0
+
 def _customer_command(args, settings) -> int:
+    if args.command == "forget":
+        return _forget_command(args, settings)
     if args.command == "explain":
+        import pandas as pd
+        from loyalty_lab.profiles import explain
         why = explain(args.customer_id, settings=settings)
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
             print(why.records.drop(columns=[c for c in why.records if c.startswith("consent")]).to_string(index=False))
@@ -93,16 +452,14 @@ def _customer_command(args, settings) -> int:
         if args.chart:
             why.waterfall().savefig(args.chart, dpi=120)
             print(f"chart: {args.chart}")
-    elif args.command == "forget":
-        removed = forget(args.customer_id, settings=settings)
-        print(f"forgot {args.customer_id}: " + ", ".join(f"{t} {n:,}" for t, n in removed.items() if n))
-    else:
-        view = customer_360(settings=settings, include_pii=args.include_pii or None)
-        out = Path(args.out)
-        if out.suffix not in (".parquet", ".csv"):
-            raise LoyaltyLabError(f"--out {out}: write a .parquet or .csv file")
-        view.to_parquet(out, index=False) if out.suffix == ".parquet" else view.to_csv(out, index=False)
-        print(f"{len(view):,} customers as of {view.attrs['as_of']} → {out}")
+        return 0
+    from loyalty_lab.view360 import customer_360
+    out = Path(args.out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise LoyaltyLabError(f"--out {out}: write a .parquet or .csv file")
+    view = customer_360(settings=settings, include_pii=args.include_pii or None)
+    view.to_parquet(out, index=False) if out.suffix == ".parquet" else view.to_csv(out, index=False)
+    print(f"{len(view):,} customers as of {view.attrs['as_of']} → {out}")
     return 0
 
 def _parameters(pairs) -> dict:
@@ -117,11 +474,16 @@ def _parameters(pairs) -> dict:
         out[name] = raw if isinstance(value, (dict, list)) else value
     return out
 
-def _reports(args, settings) -> int:
+def _reports(args, settings, progress) -> int:
+    from loyalty_lab.report import run_report, run_report_list
     if args.runs:
         if args.run_id or args.parameters:
             raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
-        outcomes = run_report_list(args.runs, settings)
+        import inspect
+        # run_report_list reports its runs' steps once it takes `progress` (issue 18, the report's part)
+        steps = {"progress": progress} if "progress" in inspect.signature(run_report_list).parameters else {}
+        outcomes = run_report_list(args.runs, settings, **steps)
+        progress.close()
         for o in outcomes:
             print(f"report {o.run_id}: {o.folder / 'segment_report.html'}" if o.error is None else f"report {o.run_id}: FAILED")
         failed = [o for o in outcomes if o.error is not None]
@@ -130,8 +492,27 @@ def _reports(args, settings) -> int:
         if failed:
             print(f"loyalty-lab: error: {len(failed)} of {len(outcomes)} reports failed", file=sys.stderr)
         return 2 if failed else 0
-    folder = run_report(settings, parameters=_parameters(args.parameters), run_id=args.run_id)
+    folder = run_report(settings, parameters=_parameters(args.parameters), run_id=args.run_id, progress=progress)
+    progress.close()
     print(f"report: {folder / 'segment_report.html'}")
+    return 0
+
+def _pipeline(args, settings) -> int:
+    "run, ingest, merge, report: the long steps, with progress."
+    with StepProgress() as progress:
+        if args.command in ("run", "ingest"):
+            from loyalty_lab.warehouse import ingest_sources
+            loads = ingest_sources(settings, getattr(args, "table", None), progress=progress)
+            progress.close()
+            for load in loads:
+                print(load.summary())
+        if args.command in ("run", "merge"):
+            from loyalty_lab.profiles import resolve_customers
+            merged = resolve_customers(settings=settings, full=getattr(args, "full", False), progress=progress)
+            progress.close()
+            print(merged.summary())
+        if args.command in ("run", "report"):
+            return _reports(args, settings, progress)
     return 0
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,34 +520,45 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "contract":
+            import pandas as pd
+            from loyalty_lab.contract import describe_contract
             with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
                 print(describe_contract(args.table).to_string(index=False))
             return 0
         if args.command == "synth":
+            from loyalty_lab.synth import synth
             rows = synth(args.customers, args.seed, args.out, tuple(args.formats or ("csv", "parquet")),
                          start=args.start, end=args.end)
             print(", ".join(f"{name} {n:,}" for name, n in rows.items()) + f" → {args.out} (truth in {args.out}/truth)")
             return 0
+        if args.command == "init":
+            written = init_lab(args.folder, with_template=args.with_template)
+            folder = written[0].parent
+            print(f"lab folder {folder}:\n" + "\n".join(f"  {p.relative_to(folder)}" for p in written))
+            print(f"next: cd {folder} && loyalty-lab run   (then declare your own exports as [source.*] in settings.ini)")
+            return 0
+        if args.command == "forget" and not (args.yes or args.dry_run) and not sys.stdin.isatty():
+            raise LoyaltyLabError(f"forget {args.customer_id}: no terminal to ask for confirmation (stdin is not a "
+                                  "terminal); pass --dry-run to see what would be erased, or --yes to erase without asking")
+        from loyalty_lab.config import load_settings
         settings = load_settings(args.settings, flags=_flags(args.overrides, args.as_of))
         if args.command == "config":
+            import pandas as pd
             with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 80):
                 print(settings.to_frame().to_string(index=False))
             return 0
         if args.command == "drop-source":
+            from loyalty_lab.warehouse import Warehouse
             with Warehouse.open(settings) as wh:
                 removed = wh.drop_source(args.table, args.source)
             print(f"{args.table}: removed source {args.source} ({removed:,} rows)")
             return 0
-        if args.command in ("run", "ingest"):
-            for report in ingest_sources(settings, getattr(args, "table", None)):
-                print(report.summary())
-        if args.command in ("run", "merge"):
-            print(resolve_customers(settings=settings, full=getattr(args, "full", False)).summary())
+        if args.command in ("run", "ingest", "merge", "report"):
+            return _pipeline(args, settings)
         if args.command in ("explain", "forget", "view360"):
             return _customer_command(args, settings)
-        if args.command in ("run", "report"):
-            return _reports(args, settings)
         if args.command == "triggers":
+            from loyalty_lab.triggers import TriggerRules, campaign_triggers
             rules = TriggerRules(cart_abandoned_hours=args.cart_hours, reward_points=args.reward_points,
                                  period_hours=args.period_hours)
             lists = campaign_triggers(settings, out=args.out, rules=rules)

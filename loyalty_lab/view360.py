@@ -14,7 +14,7 @@ from .summary import engine_time, line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
-__all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'forget']
+__all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'Erasure', 'forget']
 
 # %% ../notebooks/09_view360.ipynb #fa45038e
 PII_COLUMNS = tuple(c.name for c in CONTRACT["profiles"].columns if c.pii) + ("loyalty_card_number",)
@@ -164,21 +164,37 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
     return frame
 
 # %% ../notebooks/09_view360.ipynb #d824c26c
-def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None) -> dict[str, int]:
-    "Remove customer `customer_id` and all their records and events from the warehouse; return rows removed per table."
+class Erasure(dict):
+    """Rows per table that `forget` removed — or, in a dry run, would remove — plus `records`: the customer's
+    source records (record_id, source_system, source_customer_id) and `dry_run`."""
+    def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool):
+        super().__init__(removed)
+        self.records, self.dry_run = records, dry_run
+
+    def per_source(self) -> dict[str, int]:
+        "The customer's source records per source system."
+        return self.records.source_system.value_counts().sort_index().to_dict()
+
+def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, dry_run: bool = False) -> Erasure:
+    """Remove customer `customer_id` and all their records and events from the warehouse; return rows removed per table.
+    `dry_run=True` runs the very same deletes in a transaction that is then rolled back: it returns what the erasure
+    would remove and changes nothing (it needs a writable warehouse, like the erasure)."""
     wh = warehouse or Warehouse.open(settings or load_settings())
     try:
-        return _forget(wh, customer_id)
+        return _forget(wh, customer_id, dry_run)
     finally:
         if warehouse is None:
             wh.close()
 
-def _forget(wh: Warehouse, customer_id: str) -> dict[str, int]:
+class _DryRun(Exception):
+    "Raised inside the erasure's transaction to roll it back after counting."
+
+def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     merged_crosswalk(wh)  # a clear error before any merge
     tables = set(wh.con.list_tables())
     raw = wh.con.con
-    records = raw.execute("SELECT record_id, source_system, source_customer_id FROM crosswalk WHERE customer_id = ?",
-                          [customer_id]).df()
+    records = raw.execute("SELECT record_id, source_system, source_customer_id FROM crosswalk WHERE customer_id = ? "
+                          "ORDER BY source_system, source_customer_id", [customer_id]).df()
     if records.empty:
         raise LoyaltyLabError(f"no customer {customer_id!r} in the crosswalk (already forgotten, or a typo?)")
     removed: dict[str, int] = {}
@@ -197,9 +213,13 @@ def _forget(wh: Warehouse, customer_id: str) -> dict[str, int]:
         with wh._transaction() as sql:
             for table, statement in statements.items():
                 removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
+            if dry_run:
+                raise _DryRun
             sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
                 ["forget", customer_id, len(records), "erasure request: " + ", ".join(
                     f"{t} {n}" for t, n in removed.items() if n)])
+    except _DryRun:
+        pass
     finally:
         raw.unregister("_forget_records")
-    return removed
+    return Erasure(removed, records, dry_run)

@@ -141,7 +141,7 @@ def test_merge_explain_view360_and_forget_commands(project, tmp_path):
     chart = tmp_path / "why.png"
     why = cli("explain", "C00000008", "--chart", str(chart), cwd=project)
     assert why.returncode == 0 and "links:" in why.stdout and chart.stat().st_size > 10_000
-    gone = cli("forget", "C00000008", cwd=project)
-    assert gone.returncode == 0 and gone.stdout.startswith("forgot C00000008: raw_profiles ")
+    gone = cli("forget", "C00000008", "--yes", cwd=project)
+    assert gone.returncode == 0 and "\nforgot C00000008: raw_profiles " in gone.stdout
     missing = cli("explain", "C00000008", cwd=project)
     assert missing.returncode == 2 and "no customer 'C00000008'" in missing.stderr
