@@ -384,7 +384,14 @@ def _parser() -> argparse.ArgumentParser:
     v360 = command("view360", "write the 360° customer view (Parquet or CSV)", "loyalty-lab view360 --out customers.parquet")
     v360.add_argument("--out", required=True, help="file to write: .parquet or .csv")
     v360.add_argument("--include-pii", action="store_true", help="names and contacts with the real customer ids")
-    command("config", "show every setting and where its value came from", "loyalty-lab config --set clv.horizon_days=180")
+    command("config", "show every setting and where its value came from, and the sources with their mappings",
+            "loyalty-lab config --set clv.horizon_days=180")
+    src = command("sources", "check every source on its first rows before loading: files, what maps to what, "
+                  "what is missing, which columns are left out", "loyalty-lab sources --check",
+                  "loyalty-lab sources --check --table order_lines")
+    src.add_argument("--check", action="store_true", help="read the first rows of every source (the default)")
+    src.add_argument("--table", action="append", help="only the sources of this table (repeatable)")
+    src.add_argument("--rows", type=int, default=200, help="how many rows of each source to read (default 200)")
     syn = command("synth", "generate a synthetic loyalty programme with its ground truth",
                   "loyalty-lab synth --customers 50000 --seed 7 --out data/synth --format parquet", settings=False)
     syn.add_argument("--customers", type=int, default=2000, help="number of people (default 2000)")
@@ -546,6 +553,16 @@ def main(argv: list[str] | None = None) -> int:
             import pandas as pd
             with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 80):
                 print(settings.to_frame().to_string(index=False))
+                print("\nsources:\n" + settings.sources_frame().to_string(index=False))
+            return 0
+        if args.command == "sources":
+            from loyalty_lab.sources import check_sources
+            checks = check_sources(settings, args.table, rows=args.rows)
+            print("\n\n".join(c.summary() for c in checks))
+            bad = [c.source for c in checks if not c.ok]
+            if bad:
+                raise LoyaltyLabError(f"{len(bad)} of {len(checks)} sources cannot be loaded as configured: "
+                                      + ", ".join(bad))
             return 0
         if args.command == "drop-source":
             from loyalty_lab.warehouse import Warehouse

@@ -213,7 +213,6 @@ def test_init_with_template_copies_it_and_points_the_settings_at_it(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="needs [source.*] support")
 def test_init_then_run_writes_the_report_outside_any_checkout(tmp_path):
     lab = tmp_path / "mylab"
     assert cli("init", str(lab), cwd=tmp_path).returncode == 0

@@ -153,7 +153,6 @@ def test_sources_check_reports_each_mapping_before_loading(shop):
     assert "of 2 rows not a timestamp (%Y-%m-%d)" in pos_check.columns.set_index("column").problems["ts"]
 
 
-@pytest.mark.skip(reason="the command line is wired in the CLI branch")
 def test_config_and_sources_commands_show_the_sources(shop):
     out = cli("config", cwd=shop)
     assert out.returncode == 0, out.stderr
