@@ -468,6 +468,13 @@ def _first_rows(con, path: Path, spec: SourceSpec, rows: int, tmpdir: Path) -> s
     sample.write_text("".join(lines[:rows + 1] if whole else lines[:min(rows + 1, len(lines) - 1)]), encoding="utf-8")
     return _stage(con, sample, str(path), "utf-8", spec.delimiter, tmpdir)
 
+def _shown(values: pd.Series, pii: bool) -> str:
+    "The first value as an example; personal data masked (the check's output may end up in a ticket or a log)."
+    if not len(values):
+        return ""
+    v = str(values.iloc[0])
+    return repr(v[:1] + "…" * (len(v) > 1) if pii else v) + (" (masked)" if pii else "")
+
 def check_sources(settings: Settings | None = None, tables=None, rows: int = 200) -> list[SourceCheck]:
     "Check every configured source on its first `rows` rows, loading nothing (see above)."
     s = settings or load_settings()
@@ -497,7 +504,7 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
                     bad = found[f"p_{col.name}"].dropna()
                     values = found[f"t_{col.name}"].dropna()
                     rows_out.append({"column": col.name, "required": col.required, "filled_by": how.kind,
-                                     "mapping": how.text, "example": repr(values.iloc[0]) if len(values) else "",
+                                     "mapping": how.text, "example": _shown(values, col.pii),
                                      "problems": "; ".join(f"{n} of {len(found)} rows {reason}" for reason, n in
                                                            bad.value_counts().items())})
                 frame = pd.DataFrame(rows_out)
