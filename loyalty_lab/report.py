@@ -4,7 +4,7 @@
 
 # %% ../notebooks/04_report.ipynb #47fc9983
 from __future__ import annotations
-import datetime as dt, os, re, shutil, uuid
+import datetime as dt, os, platform, re, shutil, sys, uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,8 +19,9 @@ from .summary import customer_lines, line_amount
 
 # %% auto #0
 __all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_NAME', 'data_coverage', 'monthly_sales', 'ReportRun',
-           'prepare_report', 'scoped_lines', 'default_template', 'template_parameters', 'run_report', 'RunOutcome',
-           'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake']
+           'prepare_report', 'scoped_lines', 'default_template', 'template_parameters', 'template_sections',
+           'ReportKernel', 'run_report', 'RunOutcome', 'read_run_list', 'run_report_list', 'treemap_rects',
+           'plot_treemap', 'plot_snake']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -142,16 +143,92 @@ def scoped_lines(wh: Warehouse, run: ReportRun) -> ibis.Table:
 # %% ../notebooks/04_report.ipynb #190ff924
 REPORT_NAME = "segment_report"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HEADING = re.compile(r"^#{1,2}[ \t]+(.+?)[ \t#]*$", re.M)
 
-def default_template(settings: Settings) -> Path:
-    "The segment report template of the checkout that holds `settings`'s settings.ini."
-    root = settings.file.parent if settings.file else Path.cwd()
-    return root / "notebooks" / "reports" / f"{REPORT_NAME}.ipynb"
+def default_template(settings: Settings | None = None) -> Path:
+    "`[report] template` of `settings` when set, else the segment report template that ships inside the package."
+    if settings is not None and settings.report.template is not None:
+        return Path(settings.report.template)
+    from importlib import resources
+    return Path(str(resources.files("loyalty_lab").joinpath("templates", f"{REPORT_NAME}.ipynb")))
 
 def template_parameters(template: Path) -> dict[str, Any]:
     "Names and defaults of the template's `parameters` cell."
     import papermill
     return {k: v["default"] for k, v in papermill.inspect_notebook(str(template)).items()}
+
+def _section(cell) -> str | None:
+    "The section a markdown cell opens: its first level-1 or level-2 heading (None for other cells)."
+    found = _HEADING.search(cell["source"]) if cell["cell_type"] == "markdown" else None
+    return found.group(1).strip() if found else None
+
+def template_sections(template: str | Path | None = None) -> list[str]:
+    "The sections of a report template (its markdown headings, in order): what `run_report` reports progress on."
+    import nbformat
+    nb = nbformat.read(Path(template) if template else default_template(), as_version=4)
+    return [name for name in map(_section, nb.cells) if name]
+
+@dataclass(frozen=True)
+class ReportKernel:
+    "The Jupyter kernel a report runs on: a registered kernel spec, or the Python running this command."
+    name: str
+    running_python: bool
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "ReportKernel":
+        "`[report] kernel` when Jupyter knows it, else the kernel of the running Python (needs only ipykernel)."
+        from jupyter_client.kernelspec import KernelSpecManager
+        if settings.report.kernel in KernelSpecManager().find_kernel_specs():
+            return cls(settings.report.kernel, False)
+        return cls("python3", True)
+
+    @property
+    def description(self) -> str:
+        return f"this Python ({sys.executable})" if self.running_python else f"kernel {self.name!r}"
+
+    def kernelspec(self) -> dict:
+        "The notebook's `kernelspec` metadata for this kernel."
+        if self.running_python:
+            return {"name": self.name, "display_name": f"Python {platform.python_version()} ({sys.executable})",
+                    "language": "python"}
+        from jupyter_client.kernelspec import KernelSpecManager
+        spec = KernelSpecManager().get_kernel_spec(self.name)
+        return {"name": self.name, "display_name": spec.display_name, "language": spec.language}
+
+def _running_python_kernel_manager():
+    "A kernel manager that starts ipykernel on `sys.executable` without any registered kernel spec."
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec
+
+    class RunningPythonKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self):
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(
+                    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    display_name=f"Python {platform.python_version()}", language="python", metadata={})
+            return self._kernel_spec
+    return RunningPythonKernelManager
+
+_ENGINE = "loyalty-lab"
+
+def _register_engine():
+    "papermill's nbclient engine, plus: the executed notebook records its kernel, and each cell's start is announced."
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ReportEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, on_cell=None, kernelspec=None, **kwargs):
+            if kernelspec:
+                nb_man.nb.metadata["kernelspec"] = kernelspec
+            if on_cell is not None:
+                start = nb_man.cell_start
+                def cell_start(cell, cell_index=None, **kw):
+                    on_cell(cell)
+                    return start(cell, cell_index, **kw)
+                nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+    papermill_engines.register(_ENGINE, ReportEngine)
 
 def _check_run_id(run_id: str):
     if not _RUN_ID.fullmatch(run_id) or run_id == "_failed":
@@ -161,8 +238,13 @@ def _report_job(s: Settings, template, parameters, run_id):
     "Template, checked parameters and run folder name of one run."
     template = Path(template) if template else default_template(s)
     if not template.is_file():
-        raise LoyaltyLabError(f"report template {template} not found; run from a loyalty-lab checkout "
-                              "or pass template=…")
+        if s.report.template is not None and Path(s.report.template) == template:
+            raise LoyaltyLabError(f"report template {template} ([report] template, {s.origin('report.template')}) "
+                                  "not found; fix the path, or leave the setting empty to use the template in the package")
+        if template == default_template():
+            raise LoyaltyLabError(f"the report template of the loyalty_lab package is missing ({template}): the "
+                                  "installation is incomplete; reinstall it (pip install --force-reinstall loyalty-lab)")
+        raise LoyaltyLabError(f"report template {template} not found; pass the path of an existing .ipynb")
     known = template_parameters(template)
     flags = {o: str(s[o]) for o in OPTION_BY_NAME if s.origin(o).startswith("command-line flag")}
     params = {"settings_path": str(s.file) if s.file else None, "overrides": flags,
@@ -180,30 +262,48 @@ def run_report(settings: Settings | None = None, *, template: str | Path | None 
                parameters: Mapping[str, Any] | None = None, run_id: str | None = None,
                progress: Callable[[str], None] | None = None) -> Path:
     """Execute the report template into `<output_dir>/<run_id>/segment_report.html`; return that folder.
-    `progress` (if given) is called with the name of each step as it starts."""
+    `progress` (if given) is called with `report <run_id>: <step>` as each step starts: the kernel, each
+    section of the template (its headings) as the kernel reaches it, and the HTML."""
     return _execute(*_report_job(settings or load_settings(), template, parameters, run_id), progress=progress)
+
+def _resolved_paths(params: dict, s: Settings) -> dict:
+    """`params` with every path setting as resolved here: the template runs in another folder, where relative
+    paths from parameters, environment variables or (without a settings file) built-in defaults would differ."""
+    given = [k for k, v in params.items() if v is not None and k in REPORT_SETTINGS
+             and OPTION_BY_NAME[REPORT_SETTINGS[k]].kind == "path"]
+    handed = {o.name: str(s[o.name]) for o in OPTION_BY_NAME.values()
+              if o.kind == "path" and s[o.name] is not None and o.name not in {REPORT_SETTINGS[k] for k in given}
+              and (s.origin(o.name).startswith("environment") or (s.file is None and s.origin(o.name) == "built-in default"))}
+    return {**params, **{k: str(s[REPORT_SETTINGS[k]]) for k in given},
+            "overrides": {**handed, **(params.get("overrides") or {})}}
 
 def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
              progress: Callable[[str], None] | None = None) -> Path:
     "Run one checked report job (see `_report_job`) atomically into its folder."
     import papermill
-    progress = progress or (lambda step: None)
     from papermill.exceptions import PapermillExecutionError
+    progress = progress or (lambda step: None)
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
-    # path parameters as resolved where the run started: the template runs in its own folder
-    paths = [k for k, v in params.items() if v is not None and k in REPORT_SETTINGS
-             and OPTION_BY_NAME[REPORT_SETTINGS[k]].kind == "path"]
-    params = {**params, **{k: str(run.settings[REPORT_SETTINGS[k]]) for k in paths}}
+    params = _resolved_paths(params, run.settings)
     final = out_root / run_id
     work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
     executed = work / f"{REPORT_NAME}.ipynb"
+    kernel = ReportKernel.for_settings(run.settings)
+    _register_engine()
+    def on_cell(cell):
+        section = _section(cell)
+        if section:
+            progress(f"report {run_id}: {section}")
+    engine = {"engine_name": _ENGINE, "on_cell": on_cell, "kernelspec": kernel.kernelspec()}
+    if kernel.running_python:
+        engine["kernel_manager_class"] = _running_python_kernel_manager()
     try:
         try:
-            progress(f"report {run_id}: running {template.name}")
+            progress(f"report {run_id}: running {template.name} on {kernel.description}")
+            # in the run's own folder: the template's may be a read-only site-packages
             papermill.execute_notebook(str(template), str(executed), parameters={**params, "output_dir": str(work)},
-                                       kernel_name=run.settings.report.kernel, cwd=str(template.parent),
-                                       progress_bar=False)
+                                       kernel_name=kernel.name, cwd=str(work), progress_bar=False, **engine)
         except PapermillExecutionError as e:
             failed = out_root / "_failed"
             failed.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Helpers the tests share: a throw-away lab on the sample data, the report template, the command line."""
+"""Helpers the tests share: a throw-away lab on the sample data, an own copy of the report template, the command line."""
 from pathlib import Path
 import shutil
 import subprocess
@@ -6,18 +6,17 @@ import sys
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
-TEMPLATE = REPO / "notebooks" / "reports" / "segment_report.ipynb"
 CLI = str(Path(sys.executable).parent / "loyalty-lab")
 
 
-def make_lab(root: Path, template: bool = False) -> Path:
-    """A throw-away lab folder: settings.ini pointing at copies of the sample data, its own warehouse and,
-    with `template`, the report template where a checkout keeps it."""
+def make_lab(root: Path) -> Path:
+    """A throw-away lab folder: settings.ini pointing at copies of the sample data and its own warehouse (the
+    report runs on the template inside the installed package)."""
     shutil.copytree(SAMPLE, root / "data" / "sample")
     (root / "settings.ini").write_text(
         "[warehouse]\npath = data/warehouse.duckdb\nlock_timeout_seconds = 0.5\n"
         "[run]\nas_of = 2024-06-30\n[report]\noutput_dir = reports\n", encoding="utf-8")
-    return copy_template(root) if template else root
+    return root
 
 
 def merged_lab(root: Path):
@@ -31,10 +30,13 @@ def merged_lab(root: Path):
 
 
 def copy_template(root: Path) -> Path:
-    "The report template into `root` where a checkout keeps it."
-    (root / "notebooks" / "reports").mkdir(parents=True)
-    shutil.copy(TEMPLATE, root / "notebooks" / "reports")
-    return root
+    "The installed package's report template copied into the lab as the analyst's own (`[report] template`)."
+    from loyalty_lab.report import default_template
+    own = root / "my_report.ipynb"
+    shutil.copy(default_template(), own)
+    settings = root / "settings.ini"
+    settings.write_text(settings.read_text().replace("[report]\n", "[report]\ntemplate = my_report.ipynb\n"))
+    return own
 
 
 def cli(*args, cwd, timeout=600):

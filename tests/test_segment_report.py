@@ -26,7 +26,7 @@ cli = functools.partial(lab_helpers.cli, timeout=900)
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     "One `loyalty-lab run` on the sample data; the tests below read what it wrote."
-    lab = make_lab(tmp_path_factory.mktemp("lab"), template=True)
+    lab = make_lab(tmp_path_factory.mktemp("lab"))
     shutil.copy(lab_helpers.REPO / "segments.yaml", lab)  # the analyst's own segments, next to settings.ini
     settings = lab / "settings.ini"
     settings.write_text(settings.read_text().replace("[report]\n", "[report]\nsegments_file = segments.yaml\n"))

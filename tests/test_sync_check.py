@@ -54,3 +54,13 @@ def test_unclean_notebook_fails(clone):
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     done = check(clone)
     assert done.returncode == 1 and "notebooks/00_core.ipynb" in done.stderr
+
+
+def test_unclean_report_template_fails(clone):
+    "The report template ships inside the package (loyalty_lab/templates/): it is kept clean like the notebooks."
+    nb_path = clone / "loyalty_lab" / "templates" / "segment_report.ipynb"
+    nb = json.loads(nb_path.read_text())
+    next(c for c in nb["cells"] if c["cell_type"] == "code")["execution_count"] = 3
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    done = check(clone)
+    assert done.returncode == 1 and "loyalty_lab/templates/segment_report.ipynb" in done.stderr

@@ -10,7 +10,6 @@ Printed beside it: `loyalty-lab report` alone on the same warehouse, the report'
 (metrics.json) and, as the baseline measured in the same run, DuckDB's bare group-by of the order lines.
 """
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "loyalty-lab")
 TABLES = ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")
 
@@ -57,8 +55,6 @@ def main(people: int):
         t = time.perf_counter()
         subprocess.run([CLI, "synth", "--customers", str(people), "--seed", "8", "--out", str(root / "data"),
                         "--format", "parquet"], check=True, capture_output=True)
-        (root / "notebooks" / "reports").mkdir(parents=True)
-        shutil.copy(REPO / "notebooks" / "reports" / "segment_report.ipynb", root / "notebooks" / "reports")
         sources = "".join(f"{t} = data/{t}.parquet\n" for t in TABLES)
         (root / "settings.ini").write_text(f"[sources]\n{sources}[warehouse]\npath = lab.duckdb\n[run]\nas_of = 2024-06-30\n"
                                            "[report]\noutput_dir = reports\n", encoding="utf-8")
