@@ -17,6 +17,7 @@ import pandas as pd
 from .core import LoyaltyLabError, preview
 from .contract import CONTRACT, Column, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
+from .storage import check_warehouse_storage
 from .sources import _SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads
 
 # %% auto #0
@@ -49,6 +50,7 @@ def _connect(path: Path, read_only: bool, lock_timeout: float):
         raise LoyaltyLabError(f"warehouse {path} does not exist yet; build it first with `loyalty-lab ingest`")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    check_warehouse_storage(path)  # a file of another DuckDB storage version is refused before DuckDB touches it
     deadline = time.monotonic() + lock_timeout
     while True:
         try:

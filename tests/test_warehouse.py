@@ -361,3 +361,16 @@ def test_memory_limit_from_settings_reaches_duckdb(tmp_path):
     with Warehouse.open(s) as w:
         limit = w.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
     assert limit in ("300.0 MB", "286.1 MiB")  # DuckDB prints the limit back in its own units
+
+
+def test_a_warehouse_of_another_duckdb_storage_version_is_refused_unchanged(tmp_path):
+    from pathlib import Path
+    import shutil
+    theirs = tmp_path / "warehouse.duckdb"
+    shutil.copy(Path(__file__).parent / "data" / "duckdb-2.0.1.duckdb", theirs)
+    before = theirs.read_bytes()
+    for read_only in (True, False):
+        with pytest.raises(LoyaltyLabError, match=r"storage version 69 \(DuckDB 2.0; created by DuckDB v2.0.1\), "
+                                                  r"but the installed duckdb .* it was not opened, so it is unchanged"):
+            Warehouse(theirs, read_only=read_only)
+    assert theirs.read_bytes() == before
