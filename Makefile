@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup install browser check-sync nbtest pytest bench lab clean
+.PHONY: run test setup install browser check-sync check-wheel nbtest pytest bench lab clean
 
 # The environment: dependencies pinned by constraints.txt, and the project's Jupyter kernel.
 $(VENV)/.ready: pyproject.toml constraints.txt
@@ -31,15 +31,21 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Every check, in order: notebooks clean and package in sync, notebook tests, pytest on the installed package.
+# Every check, in order: notebooks clean and package in sync, notebook tests, pytest on the installed package,
+# then the wheel installed as another team would (fresh venv, no constraints.txt) and run in a lab folder elsewhere.
 test: setup browser
 	tools/check_sync.sh
 	$(MAKE) --no-print-directory install
 	cd notebooks && ../$(BIN)/nbdev-test
 	tools/run_pytest.sh
+	PYTHON="$(PYTHON)" tools/check_wheel.sh
 
 check-sync: setup
 	tools/check_sync.sh
+
+# Build the wheel, install it without constraints.txt into a fresh venv, `loyalty-lab init` + `run` outside the checkout.
+check-wheel:
+	PYTHON="$(PYTHON)" tools/check_wheel.sh
 
 nbtest: install
 	cd notebooks && ../$(BIN)/nbdev-test
