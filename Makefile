@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python tests/bench/bench_report.py
 	$(BIN)/python tests/bench/bench_rules.py
 	$(BIN)/python tests/bench/bench_affinity.py
+	$(BIN)/python tests/bench/bench_cli.py
 
 # JupyterLab with the project's kernel.
 lab: install
