@@ -117,6 +117,10 @@ def _check_filter(wh: Warehouse, filter_by) -> tuple[str, str] | None:
     table = wh.table("profiles" if kind == "region" else "order_lines")
     counts = table.group_by(v=table[FILTERS[kind]]).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
     known = counts.v.dropna().astype(str)
+    if known.empty:
+        raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: the warehouse's {table.get_name().removeprefix('raw_')} "
+                              f"have no {FILTERS[kind]} at all; filter by "
+                              + " or ".join(f"{k}=…" for k in FILTERS if k != kind) + " instead")
     if value.casefold() not in set(known.str.strip().str.casefold()):
         raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: no {FILTERS[kind]} {value!r} in the "
                               f"warehouse; most common: {', '.join(known[:8])}")

@@ -122,3 +122,13 @@ def test_progress_names_each_section_as_the_kernel_reaches_it(shop):
     sections = template_sections()
     assert len(sections) == 14 and sections[5] == "Who the customers are: RFM segments"
     assert shop["steps"][1:] == [f"report cdnow: {s}" for s in sections] + ["report cdnow: writing the HTML"]
+
+
+def test_a_region_filter_without_profiles_says_why(shop, tmp_path, monkeypatch):
+    from loyalty_lab import LoyaltyLabError
+    monkeypatch.chdir(tmp_path)  # no settings.ini: the flags only
+    from loyalty_lab.report import prepare_report
+    flags = {"warehouse.path": str(shop["settings"].warehouse.path), "run.as_of": "1998-06-30", "report.segments_file": ""}
+    with pytest.raises(LoyaltyLabError, match=r"filter_by = 'region=Boston': the warehouse's profiles have no city at all; "
+                                              r"filter by store=… or channel=… instead"):
+        prepare_report(None, flags, filter_by="region=Boston")
