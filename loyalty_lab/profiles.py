@@ -14,11 +14,11 @@ from .core import LoyaltyLabError
 
 # %% auto #0
 __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY',
-           'SURVIVORSHIP', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164', 'standardise',
-           'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores', 'probabilistic_links',
-           'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
-           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
-           'last_merge_run', 'Explanation', 'merged_crosswalk', 'explain']
+           'SURVIVORSHIP', 'ORDERS_ONLY', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164',
+           'standardise', 'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores',
+           'probabilistic_links', 'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions',
+           'parse_survivorship', 'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun',
+           'resolve_customers', 'last_merge_run', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -607,6 +607,9 @@ class MergeRun:
 
     def summary(self) -> str:
         s = self.stats
+        if self.mode == ORDERS_ONLY:
+            return (f"no profiles to merge: {s['note']} ({s['new_records']:,} new, {s['removed_records']:,} removed "
+                    "since the last run)")
         return (f"profiles merged ({self.mode}): {s['records']:,} records → {s['customers']:,} customers; "
                 f"{s['new_records']:,} new, {s['changed_records']:,} changed, {s['removed_records']:,} removed records; "
                 f"{s['merges']} merges, {s['splits']} splits of earlier ids; largest customer {s['largest_cluster']} records")
@@ -639,6 +642,7 @@ def resolve_customers(warehouse=None, settings=None, *, full: bool = False, opti
                       progress: Callable[[str], None] | None = None) -> MergeRun:
     """Merge the warehouse's profiles into customers with stable ids, and keep crosswalk, golden records,
     links, model and audit in the warehouse (all in one transaction). Incremental unless `full` or first run.
+    Without any profile (an orders-only shop), each customer id of the order lines is its own customer.
     `progress` (if given) is called with the name of each stage as it starts."""
     from loyalty_lab.config import load_settings
     from loyalty_lab.warehouse import Warehouse
@@ -657,7 +661,7 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     progress("merge: standardising profiles")
     std = standardise(profiles, options.default_country).order_by("record_id").to_pandas()
     if std.empty:
-        raise LoyaltyLabError("warehouse has no profiles to merge; load them first (`loyalty-lab ingest`)")
+        return _resolve_orders_only(wh, std, options, progress)
     stored_keys, previous, stored_links, model, last_number = _previous_state(con)
     touched, removed = _changed_records(std, stored_keys)
     mode = "full" if full or model is None or previous.empty else "incremental"
@@ -701,6 +705,47 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     progress("merge: writing customers to the warehouse")
     _write_merge(wh, run_id, at, mode, std, crosswalk, links, golden, changes, model, stats, last_number)
     return MergeRun(run_id, mode, stats, changes)
+
+ORDERS_ONLY = "orders only"  # the mode of a run on a warehouse without profiles
+_EMPTY_LINKS = pd.DataFrame({"a": pd.Series(dtype=str), "b": pd.Series(dtype=str), "kind": pd.Series(dtype=str),
+                             "match_probability": pd.Series(dtype=float), "match_weight": pd.Series(dtype=float)})
+
+def _resolve_orders_only(wh, std: pd.DataFrame, options: MergeOptions, progress: Callable[[str], None]) -> MergeRun:
+    """No profiles at all (an orders-only shop): each (source_system, source_customer_id) of the order lines is
+    its own customer, with a stable id like any other; no golden records and no links."""
+    progress("merge: no profiles: one customer per customer id of the order lines")
+    lines = wh.table("order_lines")
+    records = lines.select(record_id=lines.source_system.concat(":", lines.source_customer_id),
+                           source_system=lines.source_system, source_customer_id=lines.source_customer_id)
+    records = records.distinct().order_by("record_id").to_pandas()
+    if records.empty:
+        raise LoyaltyLabError(f"{wh.path.name} has neither profiles nor order lines to make customers from; "
+                              "load at least order_lines first (`loyalty-lab ingest`)")
+    _, previous, _, _, last_number = _previous_state(wh.con)
+    previous = previous if len(previous) else pd.DataFrame(columns=["record_id", "customer_id"])
+    clusters = pd.DataFrame({"record_id": records.record_id, "cluster": records.record_id, "linked_by": None})
+    ids, last_number = assign_customer_ids(clusters, previous, last_number)
+    crosswalk = clusters.assign(customer_id=clusters.cluster.map(ids)).merge(records, on="record_id")
+    crosswalk = crosswalk[["record_id", "source_system", "source_customer_id", "customer_id", "linked_by"]]
+    changes = id_changes(crosswalk, previous, _EMPTY_LINKS, set()) if len(previous) else \
+        pd.DataFrame(columns=["event", "customer_id", "related_ids", "records", "reason"])
+    golden = golden_records(wh.table("profiles"), crosswalk.rename(columns={"customer_id": "cluster"}),
+                            options.survivorship, options.source_priority).rename(columns={"cluster": "customer_id"})
+    n, known = len(records), set(previous.record_id)
+    stats = {"records": n, "customers": n, "deterministic_links": 0, "probabilistic_pairs": 0, "always_pairs": 0,
+             "links_skipped_by_guards": 0, "em_blocks_skipped": [], "blocked_values": 0, "records_by_link": {"single": n},
+             "records_without_identifier": 0, "unreadable_phones": 0, "names_in_other_scripts": 0,
+             "largest_cluster": 1, "cluster_sizes": {1: n}, "oversized_clusters": {}, "mode": ORDERS_ONLY,
+             "new_records": len(set(records.record_id) - known), "changed_records": 0,
+             "removed_records": len(known - set(records.record_id)),
+             "new_customers": len(set(crosswalk.customer_id) - set(previous.customer_id)),
+             "merges": 0, "splits": int((changes.event == "split").sum()), "largest_customers": {}, "blocked": [],
+             "note": f"the warehouse has no profiles, so each of the {n:,} customer ids of the order lines is its "
+                     "own customer; load profiles to merge one person's ids across systems"}
+    run_id, at = uuid.uuid4().hex[:12], pd.Timestamp.now(tz="UTC")
+    progress("merge: writing customers to the warehouse")
+    _write_merge(wh, run_id, at, ORDERS_ONLY, std, crosswalk, _EMPTY_LINKS, golden, changes, None, stats, last_number)
+    return MergeRun(run_id, ORDERS_ONLY, stats, changes)
 
 def _as_arrow(frame: pd.DataFrame) -> pa.Table:
     "`frame` as Arrow (DuckDB reads it ~5× faster than pandas), birth dates back to dates (pandas holds timestamps)."
@@ -841,6 +886,9 @@ def explain(customer_id: str, warehouse=None, settings=None) -> Explanation:
         records.insert(0, "record_id", records.source_system + ":" + records.source_customer_id)
         records = records.merge(members[["record_id", "linked_by"]], on="record_id").drop(
             columns=["_source", "_load_id", "_line"], errors="ignore")
+        if records.empty:
+            raise LoyaltyLabError(f"{customer_id} has no source profile, only order lines (of {', '.join(ids[:3])}): "
+                                  "nothing was merged, so there is nothing to explain")
         links = con.table("profile_links")
         links = links.filter(links.a.isin(ids) & links.b.isin(ids)).drop("run_id").to_pandas()
         keys = con.table("profile_keys")

@@ -117,6 +117,10 @@ def _check_filter(wh: Warehouse, filter_by) -> tuple[str, str] | None:
     table = wh.table("profiles" if kind == "region" else "order_lines")
     counts = table.group_by(v=table[FILTERS[kind]]).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
     known = counts.v.dropna().astype(str)
+    if known.empty:
+        raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: the warehouse's {table.get_name().removeprefix('raw_')} "
+                              f"have no {FILTERS[kind]} at all; filter by "
+                              + " or ".join(f"{k}=…" for k in FILTERS if k != kind) + " instead")
     if value.casefold() not in set(known.str.strip().str.casefold()):
         raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: no {FILTERS[kind]} {value!r} in the "
                               f"warehouse; most common: {', '.join(known[:8])}")
@@ -234,6 +238,10 @@ def _check_run_id(run_id: str):
     if not _RUN_ID.fullmatch(run_id) or run_id == "_failed":
         raise LoyaltyLabError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
 
+def _as_text(value) -> str:
+    "A setting's value as it would be written in settings.ini (empty for None, lists comma-separated)."
+    return "" if value is None else ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
 def _report_job(s: Settings, template, parameters, run_id):
     "Template, checked parameters and run folder name of one run."
     template = Path(template) if template else default_template(s)
@@ -246,7 +254,7 @@ def _report_job(s: Settings, template, parameters, run_id):
                                   "installation is incomplete; reinstall it (pip install --force-reinstall loyalty-lab)")
         raise LoyaltyLabError(f"report template {template} not found; pass the path of an existing .ipynb")
     known = template_parameters(template)
-    flags = {o: str(s[o]) for o in OPTION_BY_NAME if s.origin(o).startswith("command-line flag")}
+    flags = {o: _as_text(s[o]) for o in OPTION_BY_NAME if s.origin(o).startswith("command-line flag")}
     params = {"settings_path": str(s.file) if s.file else None, "overrides": flags,
               **{k: _plain(v) for k, v in (parameters or {}).items()}}
     unknown = sorted(set(params) - set(known))
@@ -271,7 +279,7 @@ def _resolved_paths(params: dict, s: Settings) -> dict:
     paths from parameters, environment variables or (without a settings file) built-in defaults would differ."""
     given = [k for k, v in params.items() if v is not None and k in REPORT_SETTINGS
              and OPTION_BY_NAME[REPORT_SETTINGS[k]].kind == "path"]
-    handed = {o.name: str(s[o.name]) for o in OPTION_BY_NAME.values()
+    handed = {o.name: _as_text(s[o.name]) for o in OPTION_BY_NAME.values()
               if o.kind == "path" and s[o.name] is not None and o.name not in {REPORT_SETTINGS[k] for k in given}
               and (s.origin(o.name).startswith("environment") or (s.file is None and s.origin(o.name) == "built-in default"))}
     return {**params, **{k: str(s[REPORT_SETTINGS[k]]) for k in given},

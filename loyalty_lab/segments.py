@@ -276,6 +276,14 @@ class Segmenter:
             raise LoyaltyLabError(f"segments: {n} customers are too few for k = {self.k}: at least {need} (10 per segment) "
                                   "are needed; lower k or use more customers")
         X, self.scaler_, self.columns_ = scale_features(features[feature_columns(features, self.groups)])
+        distinct = len(np.unique(X[:min(n, _BIG)].round(9), axis=0))
+        if distinct < max(ks):  # k-means cannot find more clusters than there are distinct customers
+            fewest, ks = min(ks), [k for k in ks if k <= distinct]
+            if not ks:
+                raise LoyaltyLabError(
+                    f"segments: the {' and '.join(self.groups)} features ({', '.join(self.columns_)}) take only {distinct} "
+                    f"distinct value(s) across {n:,} customers, too few for {fewest} segments; clusters need order "
+                    "lines whose categories or promotions differ between customers")
         rng = np.random.default_rng(self.seed)
         # k is chosen on at most _BIG customers (a random subset), the chosen model then fitted on everybody
         Xk = X if n <= _BIG or len(ks) == 1 else X[rng.choice(n, _BIG, replace=False)]

@@ -104,7 +104,8 @@ def pseudonymous_key(customer_id, salt: str):
 def customer_360(warehouse: Warehouse | None = None, settings=None, *, as_of=None, include_pii: bool | None = None,
                  save: bool = False) -> pd.DataFrame:
     """One row per customer as of `as_of` (default: settings' as_of, else now) with golden demographics and
-    purchase, interaction, loyalty, offer and channel summaries. Without `include_pii` (the default from
+    purchase, interaction, loyalty, offer and channel summaries (without any profile: one row per customer
+    who bought by `as_of`, profile attributes empty). Without `include_pii` (the default from
     settings), names, contacts, birth date, address, card and record lineage are left out and `customer_id`
     is replaced by a pseudonymous `customer_key`. `save=True` keeps the full view as table `customer_360`."""
     s = settings or load_settings()
@@ -125,10 +126,16 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
     options = MergeOptions.from_settings(s)
     golden = golden_records(known, x.select("record_id", cluster=x.customer_id).to_pandas(),
                             options.survivorship, options.source_priority).rename(columns={"cluster": "customer_id"})
-    if golden.empty:
-        raise LoyaltyLabError(f"no profile was created by as_of = {when}; choose a later as_of")
-    base = ibis.memtable(golden)
     events = _events_until(wh, at)
+    if golden.empty and profiles.count().to_pyarrow().as_py() == 0:
+        # an orders-only shop: every customer who bought by as_of, with no profile attributes
+        buyers = _attributed(events["order_lines"], x).select("customer_id").distinct()
+        base = buyers.left_join(ibis.memtable(golden), "customer_id")
+        base = base.drop(*[c for c in base.columns if c == "customer_id_right"])
+    elif golden.empty:
+        raise LoyaltyLabError(f"no profile was created by as_of = {when}; choose a later as_of")
+    else:
+        base = ibis.memtable(golden)
     unattributed = {t: _unattributed(e, x) for t, e in events.items()}
     parts = [_purchases(_attributed(events["order_lines"], x)), _interactions(_attributed(events["interactions"], x)),
              _loyalty(_attributed(events["loyalty_ledger"], x)), _offers(_attributed(events["offers"], x), at)]

@@ -1,64 +1,134 @@
-"""The smallest useful input: a shop's order export with only customer, date and amount, under its own column
-names, declared in settings.ini — a real history (CDNOW, from the lifetimes wheel), not our generator's."""
+"""The smallest useful input: an orders-only shop (the CDNOW history — customer, date, amount — with no profiles,
+interactions, loyalty ledger or offers) gets a complete report. Each customer id of the order lines is its own
+customer; every section runs or says in one sentence which table is absent and what it would add. The report
+runs on a kernel that is not registered (so on the Python running the test) and reports its sections in order."""
 import json
-import textwrap
+import os
+import re
+import sys
 
+import nbformat
 import pandas as pd
 import pytest
+
+from loyalty_lab import load_settings, resolve_customers
+from loyalty_lab.report import run_report, template_sections
 from loyalty_lab.summary import cdnow
+from loyalty_lab.warehouse import Warehouse
 
-from lab_helpers import cli
+TZ = "America/New_York"
 
-pytestmark = pytest.mark.slow
+
+def cdnow_order_lines() -> tuple[pd.DataFrame, pd.DataFrame]:
+    "CDNOW_sample (2,357 customers) as order lines with the contract's required columns filled in; and the raw history."
+    d = cdnow()
+    lines = pd.DataFrame({
+        "order_id": d.customer_id + "-" + d.ts.dt.strftime("%Y%m%d"),
+        # a customer's second purchase on one day is a second line of that day's order
+        "line_no": d.groupby(["customer_id", "ts"]).cumcount() + 1,
+        "source_system": "pos", "source_customer_id": d.customer_id, "ts": d.ts, "channel": "store",
+        "product_id": "CD", "category": "music", "quantity": 1, "unit_price": d.amount})
+    return lines, d
 
 
 @pytest.fixture(scope="module")
-def cdnow_shop(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cdnow-shop")
-    orders = cdnow(sample=True)
-    export = pd.DataFrame({"Kunde": orders.customer_id, "Datum": orders.ts.dt.strftime("%d.%m.%Y"),
-                           "Betrag": orders.amount.map(lambda v: f"{v:.2f}".replace(".", ","))})
-    export.to_csv(root / "bestellungen.csv", sep=";", index=False, encoding="utf-8")
-    (root / "settings.ini").write_text(textwrap.dedent("""
-        [warehouse]
-        path = data/warehouse.duckdb
-        [locale]
-        currency = USD
-        timezone = America/New_York
-        [run]
-        as_of = 1998-06-30
-        [report]
-        segments_file =
-        [source.cdnow_orders]
-        table = order_lines
-        path = bestellungen.csv
-        delimiter = ;
-        decimal = ,
-        date_format = %d.%m.%Y
-        source_system = 'web'
-        source_customer_id = Kunde
-        ts = Datum
-        unit_price = Betrag
-        """), encoding="utf-8")
-    out = cli("run", "--run-id", "cdnow", cwd=root, timeout=900)
-    return root, orders, out
+def shop(tmp_path_factory):
+    "Load CDNOW as order lines, make customers of them, run the report on an unregistered kernel."
+    root = tmp_path_factory.mktemp("cdnow")
+    lines, history = cdnow_order_lines()
+    flags = {"warehouse.path": str(root / "shop.duckdb"), "run.as_of": "1998-06-30", "report.segments_file": "",
+             "locale.timezone": TZ, "locale.currency": "USD", "report.output_dir": str(root / "reports"),
+             "report.kernel": "no-such-kernel-registered"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # no settings.ini here or above: built-in defaults and the flags only
+        for var in [v for v in os.environ if v.startswith("LOYALTY_LAB_")]:
+            mp.delenv(var)
+        settings = load_settings(flags=flags, env={})
+        with Warehouse(settings.warehouse.path, timezone=TZ) as wh:
+            loaded = wh.ingest("order_lines", lines, source_name="cdnow")
+        stages, steps = [], []
+        merge = resolve_customers(settings=settings, progress=stages.append)
+        folder = run_report(settings, run_id="cdnow", progress=steps.append)
+    return {"settings": settings, "history": history, "loaded": loaded, "merge": merge, "stages": stages,
+            "steps": steps, "folder": folder, "metrics": json.loads((folder / "metrics.json").read_text()),
+            "html": (folder / "segment_report.html").read_text(encoding="utf-8")}
 
 
-def test_an_orders_only_export_gets_a_complete_report(cdnow_shop):
-    root, orders, out = cdnow_shop
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    folder = root / "reports" / "cdnow"
-    html = (folder / "segment_report.html").read_text(encoding="utf-8")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["customers"] == orders.customer_id.nunique() == 2357
-    assert metrics["revenue"] == pytest.approx(orders.amount.sum(), rel=1e-9)
-    assert "Traceback" not in html and "Error" not in html
-    # the tables the shop does not have are named, with what they would add
-    for table in ("interactions", "loyalty_ledger", "offers"):
-        assert f"no {table}" in html.replace("_", "_").lower() or table in html
+def test_each_customer_id_of_the_order_lines_is_its_own_customer(shop):
+    merge, n = shop["merge"], shop["history"].customer_id.nunique()
+    assert n == 2357 and shop["loaded"].rows_loaded == len(shop["history"]) == 6919
+    assert merge.mode == "orders only" and merge.stats["customers"] == merge.stats["records"] == n
+    assert merge.summary().startswith(f"no profiles to merge: the warehouse has no profiles, so each of the {n:,} "
+                                      "customer ids of the order lines is its own customer")
+    assert shop["stages"] == ["merge: standardising profiles", "merge: no profiles: one customer per customer id of "
+                              "the order lines", "merge: writing customers to the warehouse"]
+    with Warehouse.open(shop["settings"], read_only=True) as wh:
+        crosswalk = wh.con.table("crosswalk").to_pandas()
+        golden = wh.con.table("golden_records").count().to_pyarrow().as_py()
+    assert crosswalk.customer_id.is_unique and len(crosswalk) == n and golden == 0
+    # ids are numbered in record order: the sample's first CDNOW customer (00004) is C00000001
+    first = crosswalk.sort_values("record_id").iloc[0]
+    assert (first.record_id, first.customer_id) == ("pos:00004", "C00000001") and crosswalk.customer_id.max() == "C00002357"
+    assert set(crosswalk.source_customer_id) == set(shop["history"].customer_id)
 
 
-def test_the_load_says_what_it_filled_in(cdnow_shop):
-    _, orders, out = cdnow_shop
-    assert f"{len(orders):,} rows loaded, 0 rejected" in out.stdout
-    assert "filled with defaults: order_id = _file + ':' + _line, line_no = 1, channel = 'store'" in out.stdout
+def test_the_report_counts_what_was_loaded(shop):
+    m, history = shop["metrics"], shop["history"]
+    assert m["revenue"] == pytest.approx(history.amount.sum(), abs=0.005)  # 244,091.94 USD
+    assert m["customers"] == history.customer_id.nunique() == sum(m["rfm_segments"].values())
+    assert m["orders"] == len(history[["customer_id", "ts"]].drop_duplicates()) == 6696  # same-day purchases: one order
+    assert m["customers (merged profiles)"] is None and m["points liability"] is None
+    assert m["absent_tables"] == ["profiles", "interactions", "loyalty_ledger", "offers"]
+    assert m["clv"]["total"] > 0 and m["clv"]["backtest_best"] and sum(m["lifecycle_stages"].values()) == m["customers"]
+    assert m["clusters"] is None and m["recommended_offers"] is None
+    view = pd.read_parquet(shop["folder"] / "customer_360.parquet")
+    assert len(view) == m["customers"] and view.net_revenue.sum() == pytest.approx(m["revenue"], abs=0.01)
+
+
+def test_every_section_runs_or_says_which_table_is_absent(shop):
+    html = shop["html"]
+    body = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).replace("&#39;", "'")
+    headings = [re.sub(r"<[^>]+>", "", h).replace("&#39;", "'").replace("¶", "").strip()
+                for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html, flags=re.S)]
+    assert headings == template_sections()
+    for sentence in ["No profiles table was loaded; it would add names, contacts, marketing consent and cities",
+                     "No interactions table was loaded; it would add each customer's e-mail, web, app and store engagement",
+                     "No loyalty_ledger table was loaded; it would add points earned and redeemed",
+                     "No offers table was loaded; it would add the offer campaigns",
+                     "Each of the 2,357 customer ids of the order lines is its own customer.",
+                     "No behavioural clusters: segments: the basket and promotions features",
+                     "Every order line is in the one category 'music'",
+                     "Backtest", "CLV deciles", "Contact calendar", "Thresholds between the scores"]:
+        assert sentence in text, sentence
+    # sales, Lorenz curve, cohorts, R×F + treemap, migration, backtest tracking, P(alive)/CLV; no merge chart or snake plot
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 7
+    assert ">points liability<" not in html and ">customers (merged profiles)<" not in html  # no such headline cards
+    # nothing of Python's own: no traceback, no warning text, no stderr output
+    executed = nbformat.read(shop["folder"] / "segment_report.ipynb", as_version=4)
+    outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
+    assert not re.search(r"Traceback|Warning:|Error:|\bnan\b|None", text)
+
+
+def test_the_kernel_is_the_running_python_when_the_configured_one_is_not_registered(shop):
+    executed = nbformat.read(shop["folder"] / "segment_report.ipynb", as_version=4)
+    assert executed.metadata.kernelspec.name == "python3"
+    assert sys.executable in executed.metadata.kernelspec.display_name
+    assert shop["steps"][0] == f"report cdnow: running segment_report.ipynb on this Python ({sys.executable})"
+
+
+def test_progress_names_each_section_as_the_kernel_reaches_it(shop):
+    sections = template_sections()
+    assert len(sections) == 14 and sections[5] == "Who the customers are: RFM segments"
+    assert shop["steps"][1:] == [f"report cdnow: {s}" for s in sections] + ["report cdnow: writing the HTML"]
+
+
+def test_a_region_filter_without_profiles_says_why(shop, tmp_path, monkeypatch):
+    from loyalty_lab import LoyaltyLabError
+    monkeypatch.chdir(tmp_path)  # no settings.ini: the flags only
+    from loyalty_lab.report import prepare_report
+    flags = {"warehouse.path": str(shop["settings"].warehouse.path), "run.as_of": "1998-06-30", "report.segments_file": ""}
+    with pytest.raises(LoyaltyLabError, match=r"filter_by = 'region=Boston': the warehouse's profiles have no city at all; "
+                                              r"filter by store=… or channel=… instead"):
+        prepare_report(None, flags, filter_by="region=Boston")

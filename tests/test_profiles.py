@@ -135,3 +135,45 @@ def test_oversized_clusters_are_reported():
     assert stats["em_blocks_skipped"] == ["birth_date", "phone_e164"]
     assert any("no record pairs share birth_date or phone_e164" in m for m in messages)
     assert clusters.cluster.nunique() == 31
+
+
+def order_lines(rows) -> pd.DataFrame:
+    "Order lines with the contract's required columns from (source_system, source_customer_id, day, amount) rows."
+    return pd.DataFrame([{"order_id": f"{sid}-{day}", "line_no": 1, "source_system": system, "source_customer_id": sid,
+                          "ts": pd.Timestamp(day), "channel": "store", "product_id": "P1", "category": "shoes",
+                          "quantity": 1, "unit_price": amount} for system, sid, day, amount in rows])
+
+
+def test_without_profiles_each_order_customer_id_is_its_own_customer_with_a_stable_id(tmp_path):
+    from loyalty_lab import customer_360, explain, load_settings, resolve_customers
+    from loyalty_lab.warehouse import Warehouse
+    s = load_settings(flags={"warehouse.path": str(tmp_path / "shop.duckdb"), "run.as_of": "2024-06-30"}, env={})
+    with Warehouse.open(s) as wh:
+        pass
+    with pytest.raises(LoyaltyLabError, match="shop.duckdb has neither profiles nor order lines to make customers from"):
+        resolve_customers(settings=s)
+    with Warehouse.open(s) as wh:
+        wh.ingest("order_lines", order_lines([("web", "W9", "2024-01-05", 10.0), ("pos", "77", "2024-02-01", 5.0),
+                                              ("pos", "12", "2024-03-01", 7.5), ("pos", "77", "2024-03-02", 2.5)]),
+                  source_name="first export")
+    stages = []
+    first = resolve_customers(settings=s, progress=stages.append)
+    assert stages == ["merge: standardising profiles", "merge: no profiles: one customer per customer id of the order lines",
+                      "merge: writing customers to the warehouse"]
+    assert first.mode == "orders only" and (first.stats["records"], first.stats["customers"], first.stats["new_records"]) == (3, 3, 3)
+    assert "each of the 3 customer ids of the order lines is its own customer" in first.summary()
+    with Warehouse.open(s) as wh:  # next month's export: one new customer, one known
+        wh.ingest("order_lines", order_lines([("pos", "05", "2024-04-01", 1.0), ("pos", "12", "2024-04-02", 4.0)]),
+                  source_name="second export")
+    second = resolve_customers(settings=s)
+    assert (second.stats["new_records"], second.stats["removed_records"], second.stats["new_customers"]) == (1, 0, 1)
+    with Warehouse.open(s, read_only=True) as wh:
+        ids = wh.con.table("crosswalk").to_pandas().set_index("record_id").customer_id.to_dict()
+    # the first run numbered its records in order; the new record takes the next number, the others keep theirs
+    assert ids == {"pos:12": "C00000001", "pos:77": "C00000002", "web:W9": "C00000003", "pos:05": "C00000004"}
+    view = customer_360(settings=s, include_pii=True).set_index("customer_id")
+    assert view.net_revenue.to_dict() == {"C00000001": 11.5, "C00000002": 7.5, "C00000003": 10.0, "C00000004": 1.0}
+    assert view.orders.to_dict() == {"C00000001": 2, "C00000002": 2, "C00000003": 1, "C00000004": 1}
+    assert view.first_name.isna().all() and (view.points_balance == 0).all()
+    with pytest.raises(LoyaltyLabError, match=r"C00000002 has no source profile, only order lines \(of pos:77\): nothing was merged"):
+        explain("C00000002", settings=s)

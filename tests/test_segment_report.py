@@ -53,6 +53,18 @@ def test_every_section_is_there_in_order(html):
         assert words in html, words
 
 
+def test_the_packaged_template_runs_on_the_registered_kernel(nightly):
+    "No template in the lab: the one inside the package ran, on the `loyalty-lab` kernel `make setup` registers."
+    import nbformat
+    from loyalty_lab.report import default_template, template_sections
+    lab, folder = nightly
+    assert not [p for p in lab.rglob("*.ipynb") if "reports" not in p.relative_to(lab).parts]
+    executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
+    assert executed.metadata.kernelspec.name == "loyalty-lab"
+    assert executed.metadata.papermill.input_path == str(default_template())
+    assert template_sections()[0] == SECTIONS[0] and template_sections() == SECTIONS
+
+
 def test_report_figures_equal_the_library(nightly):
     from loyalty_lab import RFM, ClvModel, Segmenter, behaviour_features, customer_lines, lifecycle_stages, load_settings, summarize
     from loyalty_lab.lifecycle import LifecycleRules
