@@ -486,10 +486,7 @@ def _reports(args, settings, progress) -> int:
     if args.runs:
         if args.run_id or args.parameters:
             raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
-        import inspect
-        # run_report_list reports its runs' steps once it takes `progress` (issue 18, the report's part)
-        steps = {"progress": progress} if "progress" in inspect.signature(run_report_list).parameters else {}
-        outcomes = run_report_list(args.runs, settings, **steps)
+        outcomes = run_report_list(args.runs, settings, progress=progress)
         progress.close()
         for o in outcomes:
             print(f"report {o.run_id}: {o.folder / 'segment_report.html'}" if o.error is None else f"report {o.run_id}: FAILED")

@@ -303,7 +303,10 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
         section = _section(cell)
         if section:
             progress(f"report {run_id}: {section}")
-    engine = {"engine_name": _ENGINE, "on_cell": on_cell, "kernelspec": kernel.kernelspec()}
+    # the kernel's own log level: ipykernel 7 warns on every start that local TCP is unencrypted, which is noise
+    # for a report run; its errors still show
+    engine = {"engine_name": _ENGINE, "on_cell": on_cell, "kernelspec": kernel.kernelspec(),
+              "extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
     if kernel.running_python:
         engine["kernel_manager_class"] = _running_python_kernel_manager()
     try:
@@ -358,8 +361,10 @@ def read_run_list(path) -> list[tuple[str, dict]]:
         runs.append((run_id, entry))
     return runs
 
-def run_report_list(path, settings: Settings | None = None, *, template: str | Path | None = None) -> list[RunOutcome]:
-    "Run every report of a YAML run list (checked up front); failures are recorded and the next run goes on."
+def run_report_list(path, settings: Settings | None = None, *, template: str | Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> list[RunOutcome]:
+    """Run every report of a YAML run list (checked up front); failures are recorded and the next run goes on.
+    `progress`: as for `run_report`."""
     s = settings or load_settings()
     jobs = []
     for run_id, params in read_run_list(path):
@@ -370,7 +375,7 @@ def run_report_list(path, settings: Settings | None = None, *, template: str | P
     outcomes = []
     for job in jobs:
         try:
-            outcomes.append(RunOutcome(job[3], folder=_execute(*job)))
+            outcomes.append(RunOutcome(job[3], folder=_execute(*job, progress=progress)))
         except LoyaltyLabError as e:
             outcomes.append(RunOutcome(job[3], error=str(e)))
     return outcomes
