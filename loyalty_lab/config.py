@@ -4,7 +4,7 @@
 
 # %% ../notebooks/02_config.ipynb #37bb3ec6
 from __future__ import annotations
-import ast, codecs, configparser, difflib, os, re
+import ast, codecs, configparser, difflib, math, os, re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,8 +16,9 @@ from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
 __all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SOURCE_PREFIX', 'SOURCE_KEYS',
-           'MAPPING_SYNTAX', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'SourceSpec', 'mapping_constant', 'kind_words',
-           'Settings', 'resolve_as_of', 'find_settings_file', 'load_settings']
+           'MAPPING_SYNTAX', 'BOOLEAN_TEXT', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'SourceSpec',
+           'mapping_constant', 'check_constant', 'kind_words', 'Settings', 'resolve_as_of', 'find_settings_file',
+           'load_settings']
 
 # %% ../notebooks/02_config.ipynb #8846ee0c
 @dataclass(frozen=True)
@@ -264,24 +265,27 @@ def mapping_constant(text: str) -> str | None:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         sign, node = "-", node.operand
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return sign + str(node.value)
+        finite = not isinstance(node.value, float) or math.isfinite(node.value)
+        return sign + str(node.value) if finite else text.strip()  # '1e999' as written: refused as not finite
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and not sign:
         return node.value
     return None
 
-def _check_constant(where: str, column, value: str):
-    "A constant must fit its column: type, closed vocabulary, minimum."
+BOOLEAN_TEXT = {True: ("true", "t", "yes", "y", "1"), False: ("false", "f", "no", "n", "0")}  # in data files
+
+def check_constant(where: str, column, value: str):
+    "A constant must fit its column: type (a finite number), closed vocabulary, minimum."
     kind = column.dtype
     ok = True
     if kind in ("integer", "decimal"):
         try:
             number = float(value)
-            ok = number == number and (kind == "decimal" or number.is_integer())
+            ok = math.isfinite(number) and (kind == "decimal" or number.is_integer())
             ok = ok and (column.minimum is None or number >= column.minimum)
         except ValueError:
             ok = False
     elif kind == "boolean":
-        ok = value.strip().lower() in ("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0")
+        ok = value.strip().lower() in BOOLEAN_TEXT[True] + BOOLEAN_TEXT[False]
     elif kind in ("timestamp", "date"):
         try:
             ok = not pd.isna(pd.Timestamp(value))
@@ -338,7 +342,7 @@ def _source_section(file: Path, section: str, items: Mapping[str, str], values: 
             raise LoyaltyLabError(f"{where} {key}: empty; {MAPPING_SYNTAX}, or remove the line")
         constant = mapping_constant(raw)
         if constant is not None:
-            _check_constant(f"{where} {key}", contract.column(key), constant)
+            check_constant(f"{where} {key}", contract.column(key), constant)
         columns[key] = raw.strip()
     return SourceSpec(name, table, path, options["encoding"], options["delimiter"], options["decimal"],
                       options["date_format"], options["timezone"], columns, where)

@@ -27,7 +27,8 @@ class Column:
     pii: bool = False  # personal data: kept out of reports and exports unless a run asks for it
     minimum: float | None = None  # smallest allowed value for numbers
     # what a source without this column gets: a constant ('store', 1) or an expression over the canonical
-    # columns, `_file` (the source's name) and `_line` (the line in the file), as in a source's mapping
+    # columns, `_file` (the file's path in the lab), `_line` (the row's number in the file) and `_line_in_order`
+    # (its number among the rows of its order), as in a source's mapping
     default: str | None = None
 
     def __post_init__(self):
@@ -94,7 +95,8 @@ ORDER_LINES = TableContract(
     "order_lines", "One line of one order; returns are lines with a negative quantity.",
     (Column("order_id", "string", "Order / receipt id; a file without one has one order per line",
             required=True, default="_file + ':' + _line"),
-     Column("line_no", "integer", "Line number inside the order", required=True, minimum=1, default="1"))
+     Column("line_no", "integer", "Line number inside the order; a file without one numbers each order's lines "
+            "in file order", required=True, minimum=1, default="_line_in_order"))
     + _source_cols + (
         Column("ts", "timestamp", "When the order was placed", required=True),
         Column("channel", "string", "Where it was placed", required=True, allowed=CHANNELS, default="'store'"),

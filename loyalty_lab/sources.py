@@ -5,7 +5,7 @@
 # %% ../notebooks/02a_sources.ipynb #3feed32a
 from __future__ import annotations
 import ast, codecs, csv, difflib, glob, operator, re, tempfile, uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,13 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 from .core import LoyaltyLabError, preview
 from .contract import CONTRACT, Column, TableContract
-from .config import MAPPING_SYNTAX, Settings, SourceSpec, kind_words, load_settings, mapping_constant
+from .config import (BOOLEAN_TEXT, MAPPING_SYNTAX, Settings, SourceSpec, check_constant, load_settings,
+                                mapping_constant)
 
 # %% auto #0
-__all__ = ['CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'source_files', 'file_columns', 'ColumnSource', 'expression_names',
-           'mapping_expression', 'plan_columns', 'mapped_columns', 'project_relative', 'source_loads', 'SourceCheck',
-           'check_sources']
+__all__ = ['CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'MAX_EXPRESSION_PARTS', 'NO_SOURCES', 'source_files', 'file_columns',
+           'ColumnSource', 'expression_names', 'mapping_expression', 'plan_columns', 'mapped_columns',
+           'check_date_format', 'project_relative', 'source_loads', 'SourceCheck', 'check_sources']
 
 # %% ../notebooks/02a_sources.ipynb #5e219d75
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -31,22 +32,31 @@ _SQL_TYPES = {"string": dt.string, "integer": dt.int64, "decimal": dt.float64, "
 def source_files(spec: SourceSpec) -> list[Path]:
     "The files of a source, sorted: the file itself, the CSV/Parquet files of a folder, or the files a glob matches."
     text = str(spec.path)
-    if any(ch in text for ch in "*?["):
+    if any(ch in text for ch in "*?[") and not spec.path.exists():  # a file named `orders[1].csv` is a file
         files = sorted(Path(p).resolve() for p in glob.glob(text, recursive=True) if Path(p).is_file())
         if not files:
             raise LoyaltyLabError(f"{spec.where} path = {text}: matches no file; check the pattern and that the "
                                   "exports are where it points")
+        other = [f.name for f in files if f.suffix.lower() not in CSV_SUFFIXES | PARQUET_SUFFIXES]
+        if other:
+            raise LoyaltyLabError(f"{spec.where} path = {text}: matches files that are neither CSV nor Parquet: "
+                                  f"{preview(other, 3)}; narrow the pattern (e.g. *.csv) or export them as CSV")
         return files
     if spec.path.is_dir():
         files = sorted(p.resolve() for p in spec.path.iterdir()
                        if p.is_file() and p.suffix.lower() in CSV_SUFFIXES | PARQUET_SUFFIXES)
         if not files:
-            raise LoyaltyLabError(f"{spec.where} path = {text}: the folder has no .csv or .parquet files")
+            raise LoyaltyLabError(f"{spec.where} path = {text}: the folder has no CSV ({', '.join(sorted(CSV_SUFFIXES))}) "
+                                  f"or Parquet ({', '.join(sorted(PARQUET_SUFFIXES))}) files")
         return files
     if spec.path.is_file():
         return [spec.path.resolve()]
     raise LoyaltyLabError(f"{spec.where} path = {text}: file not found; check the path (relative paths start at "
                           "the folder of settings.ini)")
+
+def _encoding(encoding: str) -> str:
+    "The codec to read text in `encoding` with: UTF-8 may start with a byte-order mark."
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 def file_columns(path: Path, encoding: str = "utf-8", delimiter: str = ",") -> list[str]:
     "The column names of a CSV file (its header line) or a Parquet file, without reading the rest."
@@ -59,9 +69,8 @@ def file_columns(path: Path, encoding: str = "utf-8", delimiter: str = ",") -> l
             raise LoyaltyLabError(f"{path}: cannot be read as parquet: {str(e).splitlines()[0]}") from None
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     # the whole file's encoding is checked when it is loaded; a header only has to be readable here
-    lines = head.decode(enc, errors="replace").splitlines()
+    lines = head.decode(_encoding(encoding), errors="replace").splitlines()
     header = next(csv.reader(lines[:1], delimiter=delimiter), [])
     if not any(h.strip() for h in header):
         raise LoyaltyLabError(f"{path}: the first line has no column names; the file needs a header row")
@@ -99,7 +108,7 @@ def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
                     raise LoyaltyLabError(
                         f"{path}: line {line_no} is not valid {encoding}: byte {block[e.start:e.start+1]!r} "
                         f"in {snippet!r}. The file looks like {_suggest_encoding(block)}; set "
-                        f"[sources] encoding = {_suggest_encoding(block)} in settings.ini (or pass encoding=…)"
+                        f"encoding = {_suggest_encoding(block)} for this source in settings.ini (or pass encoding=…)"
                     ) from None
                 line_no += text.count("\n")
                 if out:
@@ -122,6 +131,9 @@ def _stage(con, source: Any, label: str, encoding: str, delimiter: str, tmpdir: 
             raise LoyaltyLabError(f"{label}: the DataFrame is empty ({len(source)} rows, {len(source.columns)} columns)")
         frame = source.reset_index(drop=True).astype("string")
         frame.columns = [str(c) for c in frame.columns]
+        if "_line" in frame.columns:
+            raise LoyaltyLabError(f"{label}: a column is called '_line', the name the lab gives each row's line; "
+                                  "rename it")
         frame.insert(0, "_line", pd.RangeIndex(1, len(frame) + 1))  # for a frame, the row number
         raw.register(name + "_df", frame)
         raw.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_df")
@@ -129,7 +141,7 @@ def _stage(con, source: Any, label: str, encoding: str, delimiter: str, tmpdir: 
         return name
     path = Path(source)
     if not path.is_file():
-        raise LoyaltyLabError(f"{label}: file not found; check [sources] in settings.ini")
+        raise LoyaltyLabError(f"{label}: file not found; check its path in settings.ini")
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise LoyaltyLabError(f"{label}: the file is empty (0 bytes); nothing was loaded. Re-export it")
@@ -172,19 +184,28 @@ class ColumnSource:
     text: str = ""
 
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_BACKTICKED = re.compile(r"`([^`]+)`")
+# a quoted text (kept as written) or a `backticked column name` (replaced by a placeholder)
+_BACKTICKED = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|`([^`]+)`")
+MAX_EXPRESSION_PARTS = 60  # a mapping is a formula, not a program; a longer one is a mistake (and slow to plan)
 
 def _expression_tree(text: str, where: str) -> tuple[ast.expr, dict[str, str]]:
     "The parsed expression and the names it uses (placeholder → column name, for `backticked names`)."
     quoted = {}
     def hide(m):
-        quoted[f"_q{len(quoted)}_"] = m.group(1)
+        if m.group(1):
+            return m.group(1)
+        quoted[f"_q{len(quoted)}_"] = m.group(2)
         return f"_q{len(quoted) - 1}_"
+    shown = preview([text.strip()[:80] + ("…" if len(text.strip()) > 80 else "")], 1)
     try:
         tree = ast.parse(_BACKTICKED.sub(hide, text.strip()), mode="eval").body
+        parts = sum(1 for _ in ast.walk(tree))
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
-        raise LoyaltyLabError(f"{where} = {text}: cannot read it ({getattr(e, 'msg', type(e).__name__)}); "
+        raise LoyaltyLabError(f"{where} = {shown}: cannot read it ({getattr(e, 'msg', type(e).__name__)}); "
                               f"{MAPPING_SYNTAX}") from None
+    if parts > MAX_EXPRESSION_PARTS:
+        raise LoyaltyLabError(f"{where} = {shown}: {parts} parts, more than {MAX_EXPRESSION_PARTS}; a mapping is one "
+                              "short formula — compute anything longer in the export")
     return tree, quoted
 
 def expression_names(text: str, where: str) -> list[str]:
@@ -211,7 +232,13 @@ def mapping_expression(text: str, names: dict[str, Any], numeric: bool, where: s
             column = lookup[name.strip().lower()]
             return _decimal(_text(column), decimal) if numeric else column
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return ibis.literal(float(node.value)) if numeric else ibis.literal(str(node.value))
+            try:
+                number = float(node.value)
+            except OverflowError:
+                number = float("inf")
+            if number != number or number in (float("inf"), float("-inf")):
+                bad(node, "a number out of range:")
+            return ibis.literal(number) if numeric else ibis.literal(str(node.value))
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if numeric:
                 bad(node, "text in a number column:")
@@ -239,6 +266,12 @@ def plan_columns(contract: TableContract, available: list[str], mapping: dict[st
             raise LoyaltyLabError(f"{label}: column {c!r} appears twice in the header (names compared "
                                   "ignoring case and spaces); rename one of them")
         by_norm[norm(c)] = c
+    unknown = [k for k in mapping if k not in contract.column_names]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], contract.column_names, n=1)
+        raise LoyaltyLabError(f"{label}: {unknown[0]!r} is not a column of the {contract.name} contract"
+                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; its columns are: {', '.join(contract.column_names)}")
     plan, missing, used = {}, [], set()
     for col in contract.columns:
         text = mapping.get(col.name)
@@ -255,8 +288,9 @@ def plan_columns(contract: TableContract, available: list[str], mapping: dict[st
         bare = text.strip()[1:-1] if text.strip().startswith("`") and text.strip().endswith("`") else text
         if norm(bare) in by_norm:
             plan[col.name] = ColumnSource("column", by_norm[norm(bare)])
-        elif mapping_constant(text) is not None:
-            plan[col.name] = ColumnSource("constant", mapping_constant(text))
+        elif (constant := mapping_constant(text)) is not None:
+            check_constant(f"{label}: {col.name}", col, constant)
+            plan[col.name] = ColumnSource("constant", constant)
         else:
             where = f"{label}: {col.name}"  # built once on stand-ins to check its shape and names up front
             mapping_expression(text, {c: ibis.literal("1") for c in available}, col.dtype in ("integer", "decimal"), where)
@@ -266,14 +300,14 @@ def plan_columns(contract: TableContract, available: list[str], mapping: dict[st
         example = "source_system = 'pos'" if missing[0] == "source_system" else f"{missing[0]} = <column in your file>"
         raise LoyaltyLabError(
             f"{label}: missing required column(s) {', '.join(map(repr, missing))} of table {contract.name}. "
-            f"The file has: {', '.join(available)}. Map them in the source's section of settings.ini "
-            f"(a column of the file, a 'constant' or an expression), e.g.\n  {example}")
+            f"The file has: {', '.join(available)}. Map them in the source's [source.<name>] section of settings.ini "
+            f"(or [columns.{contract.name}] for a file of [sources]) to a column of the file, a 'constant' or an "
+            f"expression, e.g.\n  {example}")
     used |= {s.text for s in plan.values() if s.kind == "column"}
     return plan, [c for c in available if c not in used]
 
 # %% ../notebooks/02a_sources.ipynb #319440f1
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
+_TRUE, _FALSE = BOOLEAN_TEXT[True], BOOLEAN_TEXT[False]
 _DATE_LOOKALIKES = ((r"^\d{1,2}\.\d{1,2}\.\d{4}", "%d.%m.%Y"), (r"^\d{1,2}/\d{1,2}/\d{4}", "%m/%d/%Y or %d/%m/%Y"),
                     (r"^\d{4}/\d{1,2}/\d{1,2}", "%Y/%m/%d"), (r"^\d{1,2}-\d{1,2}-\d{4}", "%d-%m-%Y"))
 
@@ -288,18 +322,22 @@ def _text(value):
 def _wall_clock_in(zone: str, ts: datetime) -> dt.Timestamp(timezone="UTC"):
     "DuckDB's timezone(zone, timestamp): the instant at which the clocks of `zone` show `ts`."
 
-_HAS_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
+# a time followed by an offset (Z, +02:00, -0500) or a zone name (UTC, CET, Europe/Paris): taken as written
+_HAS_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?|[A-Za-z][A-Za-z_]*(/[A-Za-z_+-]+)*)$"
 
 def _decimal(v, decimal: str):
-    "Text as a number, with `decimal` as the decimal mark."
-    return (v.replace(",", ".") if decimal == "," else v).try_cast("float64")
+    "Text as a finite number, with `decimal` as the decimal mark ('inf' and 'nan' are not numbers of a shop)."
+    x = (v.replace(",", ".") if decimal == "," else v).try_cast("float64")
+    return ibis.ifelse(x.isinf() | x.isnan(), ibis.null("float64"), x)
 
 def _parse(col: Column, value, decimal: str, date_format: str, timezone: str | None = None):
     v = _text(value)
     if col.dtype == "string":
         return v.lower() if col.allowed else v
     if col.dtype == "integer":
-        return v.re_search(r"^[+-]?\d+$").ifelse(v.try_cast("int64"), ibis.null("int64"))
+        # 7 and 7.0 (a float column of a DataFrame or Parquet file) are integers; 7.5 is not rounded
+        whole = v.re_replace(r"\.0+$", "")
+        return whole.re_search(r"^[+-]?\d+$").ifelse(whole.try_cast("int64"), ibis.null("int64"))
     if col.dtype == "decimal":
         return _decimal(v, decimal)
     if col.dtype == "boolean":
@@ -344,6 +382,7 @@ def mapped_columns(t: ibis.Table, contract: TableContract, plan: dict[str, Colum
                    decimal: str, date_format: str, timezone: str | None, label: str) -> tuple[dict, dict]:
     "Text and typed value of every canonical column of `contract` for the staged file `t`, by `plan`."
     columns = {c: t[c] for c in t.columns if c != "_line"}
+    by_name = {c.strip().lower(): v for c, v in columns.items()}
     text, typed = {}, {}
     for col in contract.columns:
         how = plan[col.name]
@@ -352,18 +391,30 @@ def mapped_columns(t: ibis.Table, contract: TableContract, plan: dict[str, Colum
         elif how.kind == "constant":
             text[col.name] = ibis.literal(how.text)
         elif how.kind == "expression" and col.dtype in ("integer", "decimal"):
-            number = mapping_expression(how.text, columns, True, f"{label}: {col.name}", decimal)
-            text[col.name] = number.cast("string")
-            typed[col.name] = number if col.dtype == "decimal" else ibis.ifelse(
-                number == number.floor(), number.cast("int64"), ibis.null("int64"))
+            where = f"{label}: {col.name}"
+            number = mapping_expression(how.text, columns, True, where, decimal)
+            # an operand written but not a number (or a division by zero) is the row's problem, shown as written
+            written_not_number = [ibis.ifelse(_text(c).notnull() & _decimal(_text(c), decimal).isnull(), c,
+                                              ibis.null("string"))
+                                  for c in (by_name[n.strip().lower()] for n in expression_names(how.text, where))]
+            bad = ibis.coalesce(*written_not_number) if len(written_not_number) > 1 else (
+                written_not_number[0] if written_not_number else ibis.null("string"))
+            finite = ~(number.isinf() | number.isnan()) & bad.isnull()
+            text[col.name] = ibis.coalesce(bad, number.cast("string"))
+            typed[col.name] = ibis.ifelse(finite, number, ibis.null("float64")) if col.dtype == "decimal" else \
+                ibis.ifelse(finite & (number % 1 == 0), number.try_cast("int64"), ibis.null("int64"))
         elif how.kind == "expression":
             text[col.name] = mapping_expression(how.text, columns, False, f"{label}: {col.name}", decimal)
         elif how.kind == "absent":
             text[col.name] = ibis.null("string")
     canonical = {**text, "_file": ibis.literal(source_name), "_line": t._line.cast("string")}
-    for col in contract.columns:
+    for col in contract.columns:  # in the contract's order: order_id's default is there before line_no's
         if plan[col.name].kind == "default":
-            text[col.name] = mapping_expression(plan[col.name].text, canonical, False, f"{label}: {col.name} (default)")
+            if "_line_in_order" in plan[col.name].text:
+                canonical["_line_in_order"] = (ibis.row_number().over(
+                    ibis.window(group_by=canonical["order_id"], order_by=t._line)) + 1).cast("string")
+            text[col.name] = canonical[col.name] = mapping_expression(
+                plan[col.name].text, canonical, False, f"{label}: {col.name} (default)")
     typed = {c.name: typed[c.name] if c.name in typed else _parse(c, text[c.name], decimal, date_format, timezone)
              for c in contract.columns}
     return text, typed
@@ -387,16 +438,25 @@ def _files_and_plan(spec: SourceSpec, claimed: dict[Path, str], root: Path):
     header = file_columns(files[0], spec.encoding, spec.delimiter)
     for f in files[1:]:
         other = file_columns(f, spec.encoding, spec.delimiter)
-        if [h.strip().lower() for h in other] != [h.strip().lower() for h in header]:
+        if {h.strip().lower() for h in other} != {h.strip().lower() for h in header}:
             extra, lacking = sorted(set(other) - set(header)), sorted(set(header) - set(other))
             raise LoyaltyLabError(f"{spec.where}: {project_relative(f, root)} has other columns than "
                                   f"{project_relative(files[0], root)}"
                                   + (f"; it adds {', '.join(extra)}" if extra else "")
                                   + (f"; it lacks {', '.join(lacking)}" if lacking else "")
-                                  + ("; same columns in another order" if not extra and not lacking else "")
                                   + ". Give files of another shape their own [source.*] section")
     plan, left_out = plan_columns(CONTRACT[spec.table], header, spec.columns, f"{spec.where} ({files[0].name})")
     return files, plan, left_out
+
+def check_date_format(date_format: str, where: str):
+    "A strptime format DuckDB understands (it is checked by DuckDB itself, which will read the dates)."
+    if date_format.upper() == "ISO8601":
+        return
+    try:
+        duckdb.execute("SELECT try_strptime('', ?)", [date_format])
+    except duckdb.Error as e:
+        raise LoyaltyLabError(f"{where} date_format = {date_format}: {str(e).splitlines()[0]}; use strptime codes "
+                              "such as %d.%m.%Y %H:%M (or ISO8601)") from None
 
 def project_relative(path: Path, root: Path) -> str:
     "A file's name as a source: its path relative to the project (so the warehouse survives moving it), else absolute."
@@ -405,6 +465,9 @@ def project_relative(path: Path, root: Path) -> str:
     except ValueError:
         return str(path.resolve())
 
+NO_SOURCES = ("no sources configured: declare a [source.<name>] section (table, path and column mapping) in "
+              "settings.ini, or set files in [sources]")
+
 def source_loads(settings: Settings, tables=None) -> list[dict]:
     "One load per file of every configured source (of `tables`), checked as above before anything is loaded."
     root = settings.file.parent if settings.file else Path.cwd()
@@ -412,12 +475,12 @@ def source_loads(settings: Settings, tables=None) -> list[dict]:
     loads = []
     for spec in _table_sources(settings, tables):
         files, _, _ = _files_and_plan(spec, claimed, root)
+        check_date_format(spec.date_format, spec.where)
         loads += [dict(table=spec.table, source=f, source_name=project_relative(f, root), columns=spec.columns,
                        encoding=spec.encoding, delimiter=spec.delimiter, decimal=spec.decimal,
                        date_format=spec.date_format, timezone=spec.timezone) for f in files]
     if not loads:
-        raise LoyaltyLabError("no sources configured: declare a [source.<name>] section (table, path and column "
-                              "mapping) in settings.ini, or set files in [sources]")
+        raise LoyaltyLabError(NO_SOURCES)
     return loads
 
 # %% ../notebooks/02a_sources.ipynb #39fd7801
@@ -436,7 +499,7 @@ class SourceCheck:
         return not self.problems
 
     def summary(self) -> str:
-        shown = self.files[0] + (f" … {self.files[-1]}" if len(self.files) > 1 else "")
+        shown = (self.files[0] + (f" … {self.files[-1]}" if len(self.files) > 1 else "")) if self.files else ""
         lines = [f"{self.source} → {self.table}: {len(self.files)} file{'s' * (len(self.files) != 1)}"
                  + (f" ({shown})" if self.files else "")]
         for r in self.columns.itertuples():
@@ -457,11 +520,20 @@ def _first_rows(con, path: Path, spec: SourceSpec, rows: int, tmpdir: Path) -> s
     "Stage the first `rows` rows of a file (decoded with the source's encoding) like a load would."
     if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
-        frame = next(pq.ParquetFile(path).iter_batches(batch_size=rows)).to_pandas()
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+        if batch is None or batch.num_rows == 0:
+            raise LoyaltyLabError(f"{path}: the Parquet file has no rows; nothing would be loaded. Re-export it")
+        frame = batch.to_pandas()
         return _stage(con, frame, str(path), "utf-8", ",", tmpdir)
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-    text = head.decode(spec.encoding if spec.encoding != "utf-8" else "utf-8-sig", errors="replace")
+    try:  # strictly, as the load will: a wrong encoding is found here, not after the check said ok
+        text = codecs.getincrementaldecoder(_encoding(spec.encoding))().decode(head, final=False)
+    except UnicodeDecodeError as e:
+        line = head.count(b"\n", 0, e.start) + 1
+        raise LoyaltyLabError(f"{path}: line {line} is not valid {spec.encoding}; the file looks like "
+                              f"{_suggest_encoding(head[:e.start + 4096])} — set encoding = "
+                              f"{_suggest_encoding(head[:e.start + 4096])} in the source's section") from None
     lines = text.splitlines(keepends=True)
     sample = tmpdir / f"{uuid.uuid4().hex[:8]}.csv"
     whole = len(head) < 1 << 20  # else the last line read may be cut short
@@ -481,6 +553,8 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
     root = s.file.parent if s.file else Path.cwd()
     claimed: dict[Path, str] = {}
     checks = []
+    if not _table_sources(s, tables):
+        raise LoyaltyLabError(NO_SOURCES)
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET TimeZone = '{_sql_str(s.locale.timezone)}'")
     tmpdir = Path(tempfile.mkdtemp(prefix="loyalty-lab-check-"))
@@ -491,9 +565,11 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
             frame = pd.DataFrame(columns=["column", "required", "filled_by", "mapping", "example", "problems"])
             try:
                 paths, plan, left_out = _files_and_plan(spec, claimed, root)
+                check_date_format(spec.date_format, spec.where)
                 files = [project_relative(f, root) for f in paths]
-                t = con.table(_first_rows(con, paths[0], spec, rows, tmpdir))
-                text, typed = mapped_columns(t, contract, plan, files[0], spec.decimal, spec.date_format,
+                # the last file of a pattern (next month's export) is the one not loaded yet
+                t = con.table(_first_rows(con, paths[-1], spec, rows, tmpdir))
+                text, typed = mapped_columns(t, contract, plan, files[-1], spec.decimal, spec.date_format,
                                              spec.timezone, spec.where)
                 found = t.select(**{f"t_{c}": text[c].cast("string") for c in text},
                                  **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format)
@@ -511,7 +587,7 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
                 # a few bad rows are quarantined by the load; most rows of a column failing is a wrong mapping
                 mostly_bad = [c for c in text if found[f"p_{c}"].notna().mean() > 0.5]
                 if mostly_bad:
-                    problems.append(f"most of the first {len(found)} rows of {files[0]} would be rejected in "
+                    problems.append(f"most of the first {len(found)} rows of {files[-1]} would be rejected in "
                                     f"{', '.join(mostly_bad)}: check the mapping, date_format, decimal and encoding")
             except LoyaltyLabError as e:
                 problems.append(str(e))

@@ -4,9 +4,8 @@
 
 # %% ../notebooks/03_warehouse.ipynb #e8aac3ca
 from __future__ import annotations
-import codecs, hashlib, re, shutil, tempfile, time, uuid
+import hashlib, re, shutil, tempfile, time, uuid
 from contextlib import contextmanager
-from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -15,7 +14,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 from .core import LoyaltyLabError, preview
-from .contract import CONTRACT, Column, TableContract
+from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .storage import check_warehouse_storage
 from .sources import _SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads
@@ -74,7 +73,7 @@ class LoadReport:
     "What one load did: counts, status and the problems found, by column and reason."
     table: str
     source: str
-    status: str  # loaded | replaced | unchanged
+    status: str  # loaded | replaced | unchanged | not configured (loaded earlier; no source reads it now)
     rows_read: int
     rows_loaded: int
     rows_rejected: int
@@ -83,6 +82,10 @@ class LoadReport:
     defaulted: dict[str, str] = field(default_factory=dict)  # columns the file lacks → the contract's default
 
     def summary(self) -> str:
+        if self.status == "not configured":
+            return (f"{self.table} ← {self.source}: loaded earlier ({self.rows_loaded:,} rows), but no configured source "
+                    "reads it any more. If it was moved or renamed, its rows are in the warehouse twice: remove the "
+                    f"old one with `loyalty-lab drop-source --table {self.table} --source {self.source}`")
         head = (f"{self.table} ← {self.source}: {self.status}, {self.rows_loaded:,} rows loaded, "
                 f"{self.rows_rejected:,} rejected of {self.rows_read:,} read")
         lines = [head] + [f"  {p.column}: {p.rows:,} × {p.reason} — e.g. {p.examples} (lines {p.lines})"
@@ -149,7 +152,8 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
              as_of: pd.Timestamp | None, max_reject_rate: float, tmpdir: Path) -> _Prepared:
     contract = _contract(table)
     con = wh.con
-    how_read = (sorted(mapping.items()), encoding, delimiter, decimal, date_format) + ((timezone,) if timezone else ())
+    # the time zone naive timestamps are read in is part of how a file is read: changing it reloads the file
+    how_read = (sorted(mapping.items()), encoding, delimiter, decimal, date_format, timezone or wh.timezone)
     name, sha = _name_and_fingerprint(table, source, source_name, how_read)
     label = f"{table} ← {name}"
 
@@ -235,7 +239,7 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
             f"{label}: {rows_rejected:,} of {rows_read:,} rows ({rows_rejected / rows_read:.1%}) are invalid, "
             f"more than [warehouse] max_reject_rate = {max_reject_rate:g}; nothing was loaded.\n"
             + "\n".join(report.summary().splitlines()[1:])
-            + "\nFix the file (or the [columns]/[sources] settings); to quarantine these rows and load the rest, "
+            + "\nFix the file (or how its source is declared in settings.ini); to quarantine these rows and load the rest, "
               "raise max_reject_rate."
             + ("\nIf an earlier source holding these keys is this file under an old name or path, remove it: "
                f"loyalty-lab drop-source --table {table} --source <old source>"
@@ -432,4 +436,10 @@ def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | Non
     s = settings or load_settings()
     loads = [dict(spec, as_of=s.as_of(), max_reject_rate=s.warehouse.max_reject_rate) for spec in source_loads(s, tables)]
     with Warehouse.open(s) as wh:
-        return wh.ingest_many(loads, progress)
+        reports = wh.ingest_many(loads, progress)
+        read_now = {(l["table"], l["source_name"]) for l in loads}
+        earlier = wh.loads()
+        earlier = earlier[earlier.table.isin({l["table"] for l in loads})]
+        return reports + [LoadReport(r.table, r.source, "not configured", int(r.rows_read), int(r.rows_loaded),
+                                     int(r.rows_rejected), _summarise_problems(pd.DataFrame()))
+                          for r in earlier.itertuples() if (r.table, r.source) not in read_now]

@@ -142,7 +142,7 @@ def test_sources_check_reports_each_mapping_before_loading(shop):
     checks = {c.source: c for c in check_sources(s)}
     assert all(c.ok for c in checks.values()) and not (shop / "data" / "warehouse.duckdb").exists()
     pos = checks["pos_orders"].columns.set_index("column")
-    assert pos.loc["unit_price", ["filled_by", "example"]].tolist() == ["expression", "'150.25'"]
+    assert pos.loc["unit_price", ["filled_by", "example"]].tolist() == ["expression", "'50.0'"]  # the newest file: 150,00 / 3
     assert pos.loc["channel", "filled_by"] == "default" and pos.loc["discount", "filled_by"] == "absent"
     assert checks["pos_orders"].left_out == ["Napomena"]
     assert checks["web_orders"].columns.set_index("column").loc["category", "mapping"] == "product group"
@@ -150,7 +150,7 @@ def test_sources_check_reports_each_mapping_before_loading(shop):
     (shop / "settings.ini").write_text(SETTINGS.replace("%d.%m.%Y %H:%M", "%Y-%m-%d"), encoding="utf-8")
     [pos_check] = check_sources(load_settings(shop / "settings.ini", env={}), tables=["order_lines"])[:1]
     assert not pos_check.ok and "ts" in pos_check.problems[0]
-    assert "of 2 rows not a timestamp (%Y-%m-%d)" in pos_check.columns.set_index("column").problems["ts"]
+    assert "1 of 1 rows not a timestamp (%Y-%m-%d)" in pos_check.columns.set_index("column").problems["ts"]
 
 
 def test_config_and_sources_commands_show_the_sources(shop):
@@ -246,3 +246,113 @@ def test_semicolon_and_tab_delimiters_are_read_as_written(tmp_path):
     assert load_settings(tmp_path / "settings.ini", env={}).sources.delimiter == ";"
     (tmp_path / "settings.ini").write_text("[sources]\ndelimiter = \\t\n", encoding="utf-8")
     assert load_settings(tmp_path / "settings.ini", env={}).sources.delimiter == "\t"
+
+
+# --- found in review: each reproduced first, then fixed ---
+
+def pos_lab(tmp_path, rows, header="Racun;KupacID;DatumVreme;Grupa;Kolicina;Iznos", **keys):
+    "A lab with one cp1250 POS export; `keys` change its source section (None removes a key)."
+    (tmp_path / "exports").mkdir(exist_ok=True)
+    (tmp_path / "exports" / "pos.csv").write_bytes((header + "\n" + "\n".join(rows) + "\n").encode("cp1250"))
+    section = {"table": "order_lines", "path": "exports/pos.csv", "encoding": "cp1250", "delimiter": ";",
+               "decimal": ",", "date_format": "%d.%m.%Y %H:%M", "source_system": "'pos'", "source_customer_id": "KupacID",
+               "order_id": "Racun", "ts": "DatumVreme", "category": "Grupa", "quantity": "Kolicina",
+               "unit_price": "Iznos / Kolicina", **keys}
+    (tmp_path / "settings.ini").write_text(
+        "[warehouse]\npath = wh.duckdb\nmax_reject_rate = 0.9\n[run]\nas_of = 2024-06-30\n[source.pos]\n"
+        + "".join(f"{k} = {v}\n" for k, v in section.items() if v is not None), encoding="utf-8")
+    return load_settings(tmp_path / "settings.ini", env={})
+
+
+def test_lines_of_an_order_without_line_numbers_are_numbered_in_file_order(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;1;2,00", "R1;K1;05.01.2024 10:00;tea;1;2,00",
+                           "R2;K2;06.01.2024 10:00;tea;1;3,00", "R1;K1;05.01.2024 10:00;milk;2;4,00"])
+    [report] = ingest_sources(s)
+    assert (report.rows_loaded, report.rows_rejected) == (4, 0)
+    got = lines(s)
+    assert list(zip(got.order_id, got.line_no, got.category)) == [("R1", 1, "tea"), ("R1", 2, "tea"), ("R1", 3, "milk"),
+                                                                 ("R2", 1, "tea")]
+
+
+def test_numbers_that_are_not_finite_or_not_numbers_are_rejected_not_loaded(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;0;2,00", "R2;K1;05.01.2024 10:00;tea;1;abc",
+                           "R3;K1;05.01.2024 10:00;tea;inf;2,00", "R4;K1;05.01.2024 10:00;tea;1;4,50"],
+                line_no="Kolicina * 1e30")
+    with pytest.raises(LoyaltyLabError, match=r"line_no: 3 × not an integer — e.g. '1e\+30'"):  # rejected, not a crash
+        ingest_sources(s)
+    s = pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;0;2,00", "R2;K1;05.01.2024 10:00;tea;1;abc",
+                           "R3;K1;05.01.2024 10:00;tea;inf;2,00", "R4;K1;05.01.2024 10:00;tea;1;4,50"])
+    [report] = ingest_sources(s)
+    assert report.rows_loaded == 1 and lines(s).unit_price.tolist() == [4.5]
+    problems = report.problems.set_index("column")
+    assert "'abc'" in problems.loc["unit_price"].examples and "'inf'" in problems.loc["quantity"].examples
+
+
+def test_timestamps_with_a_zone_name_are_taken_as_written_in_a_source_with_a_timezone(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;2024-01-15 10:00:00 UTC;tea;1;2", "R2;K1;2024-01-15 10:00:00;tea;1;2",
+                           "R3;K1;2024-01-15T10:00:00+01:00;tea;1;2"],
+                unit_price="Iznos", timezone="Asia/Tokyo", date_format="ISO8601")
+    ingest_sources(s)
+    assert lines(s).ts.tolist() == [pd.Timestamp("2024-01-15 10:00", tz="UTC"), pd.Timestamp("2024-01-15 01:00", tz="UTC"),
+                                    pd.Timestamp("2024-01-15 09:00", tz="UTC")]
+
+
+def test_a_renamed_export_is_reported_as_no_longer_configured(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;1;2,00"], order_id=None)  # one order per line, by file and line
+    ingest_sources(s)
+    (tmp_path / "exports" / "pos.csv").rename(tmp_path / "exports" / "pos_2024-01.csv")
+    (tmp_path / "settings.ini").write_text((tmp_path / "settings.ini").read_text().replace("pos.csv", "pos_*.csv"))
+    reports = ingest_sources(load_settings(tmp_path / "settings.ini", env={}))
+    stale = [r for r in reports if r.status == "not configured"]
+    assert [r.source for r in stale] == ["exports/pos.csv"]
+    assert "loyalty-lab drop-source --table order_lines --source exports/pos.csv" in stale[0].summary()
+
+
+@pytest.mark.parametrize("keys, message", [
+    (dict(date_format="%d.%m.%Y %K"), "date_format = %d.%m.%Y %K: Invalid Input Error: Failed to parse format specifier %d.%m.%Y %K: Unrecognized format for strftime/strptime: %K"),
+    (dict(unit_price="1e999"), "the constant '1e999' is not a number >= 0"),
+    (dict(unit_price=" + ".join(["Iznos"] * 61)), "more than 60; a mapping is one short formula"),
+    (dict(unit_price="Iznos * 1" + "0" * 400), "a number out of range"),
+], ids=["date format", "infinite constant", "long expression", "huge literal"])
+def test_more_bad_mappings_are_clear_errors(tmp_path, keys, message):
+    with pytest.raises(LoyaltyLabError) as e:
+        ingest_sources(pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;1;2,00"], **keys))
+    assert message in str(e.value)
+
+
+def test_files_a_source_cannot_read_and_headers_in_another_order(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;1;2,00"], unit_price="Iznos", path="exports/*")
+    (tmp_path / "exports" / "notes.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(LoyaltyLabError, match="matches files that are neither CSV nor Parquet: 'notes.xlsx'"):
+        ingest_sources(s)
+    (tmp_path / "exports" / "notes.xlsx").unlink()
+    (tmp_path / "exports" / "pos2.csv").write_bytes("Iznos;Kolicina;Grupa;DatumVreme;KupacID;Racun\n"
+                                                   "3,00;1;tea;06.01.2024 10:00;K2;R2\n".encode("cp1250"))
+    assert sorted(r.rows_loaded for r in ingest_sources(s)) == [1, 1]  # same columns, another order: fine
+
+
+def test_the_check_of_a_broken_source_is_printed_not_a_traceback(tmp_path):
+    pos_lab(tmp_path, ["R1;K1;05.01.2024 10:00;tea;1;2,00"], path="exports/none_*.csv")
+    out = cli("sources", "--check", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "pos → order_lines: 0 files" in out.stdout and "matches no file" in out.stdout
+    (tmp_path / "settings.ini").write_text("[warehouse]\npath = wh.duckdb\n[sources]\n" + "".join(
+        f"{t} =\n" for t in ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")))
+    out = cli("sources", "--check", cwd=tmp_path)
+    assert out.returncode == 2 and "no sources configured" in out.stderr
+
+
+def test_the_api_checks_mappings_like_settings_do(tmp_path):
+    frame = pd.DataFrame({"order_id": ["A"], "source_system": ["pos"], "source_customer_id": ["K1"],
+                          "ts": ["2024-01-05 10:00"], "unit_price": ["2"], "_line": ["x"]})
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        with pytest.raises(LoyaltyLabError, match="'unitprice' is not a column of the order_lines contract "
+                                                  r"\(did you mean 'unit_price'\?\)"):
+            wh.ingest("order_lines", frame.drop(columns="_line"), source_name="f", columns={"unitprice": "unit_price"})
+        with pytest.raises(LoyaltyLabError, match="the constant 'first' is not an integer"):
+            wh.ingest("order_lines", frame.drop(columns="_line"), source_name="f", columns={"line_no": "'first'"})
+        with pytest.raises(LoyaltyLabError, match="a column is called '_line'"):
+            wh.ingest("order_lines", frame, source_name="f")
+        report = wh.ingest("order_lines", frame.drop(columns="_line"), source_name="f",
+                           columns={"order_id": "'a `b` c' + order_id"})
+        assert report.rows_loaded == 1 and wh.table("order_lines").order_id.to_pandas().tolist() == ["a `b` cA"]

@@ -80,7 +80,7 @@ def test_column_mapping_points_the_lab_at_other_names(tmp_path, wh):
     f = lines_csv(tmp_path, good_rows(5), header=header)
     mapping = dict(zip(HEADER.strip().split(","), header.strip().split(",")))
     assert wh.ingest("order_lines", f, columns=mapping).rows_loaded == 5
-    with pytest.raises(LoyaltyLabError, match="maps quantity to 'Qty', which is not in the file; its columns are: Racun"):
+    with pytest.raises(LoyaltyLabError, match="quantity = Qty: the file has no column 'Qty'; its columns are: Racun"):
         wh.ingest("order_lines", f, columns={**mapping, "quantity": "Qty"})
 
 
@@ -345,7 +345,8 @@ def test_ingest_sources_is_all_or_nothing(lab):
     sample = pd.read_csv(lab / "data" / "sample" / "order_lines.csv")
     assert reports[1].rows_loaded == len(sample)
     # break one table: no table is touched, even those that would have loaded fine
-    (lab / "data" / "sample" / "offers.csv").write_text("campaign_id\n", encoding="utf-8")
+    offers = lab / "data" / "sample" / "offers.csv"
+    offers.write_text(offers.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
     (lab / "data" / "sample" / "profiles.csv").write_text(
         (lab / "data" / "sample" / "profiles.csv").read_text() + "pos,NEW1,,,,,,,,,,,2024-06-01,,,,\n")
     with pytest.raises(LoyaltyLabError, match="offers.csv: the file has a header but no data rows"):
