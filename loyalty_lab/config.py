@@ -15,8 +15,8 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
-__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SOURCE_PREFIX', 'SOURCE_KEYS',
-           'MAPPING_SYNTAX', 'BOOLEAN_TEXT', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'SourceSpec',
+__all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECRETS', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SOURCE_PREFIX',
+           'SOURCE_KEYS', 'MAPPING_SYNTAX', 'BOOLEAN_TEXT', 'SETTINGS_FILE', 'SETTINGS_ENV', 'Option', 'SourceSpec',
            'mapping_constant', 'check_constant', 'kind_words', 'Settings', 'resolve_as_of', 'find_settings_file',
            'load_settings']
 
@@ -137,6 +137,7 @@ OPTIONS: tuple[Option, ...] = (
            "Secret mixed into pseudonymous customer keys of exports; set your own and keep it private"),
 )
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
+SECRETS = ("privacy.pseudonym_salt",)  # never printed by `loyalty-lab config`
 SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
 COLUMN_SECTIONS = tuple(f"columns.{t}" for t in _tables)
 SEGMENT_MAP_PREFIX = "segment_map."  # [segment_map.<name>]: a custom RFM segment map (see the rfm notebook)
@@ -403,9 +404,10 @@ class Settings:
         return resolve_as_of(self["run.as_of"], self["locale.timezone"])
 
     def to_frame(self) -> pd.DataFrame:
-        "Every setting with its value and origin."
-        return pd.DataFrame([{"setting": o.name, "value": self._values[o.name], "origin": self._origins[o.name]}
-                             for o in OPTIONS])
+        "Every setting with its value and origin (secrets masked)."
+        return pd.DataFrame([{"setting": o.name, "value": "(set, not shown)" if o.name in SECRETS and
+                              self._origins[o.name] != "built-in default" else self._values[o.name],
+                              "origin": self._origins[o.name]} for o in OPTIONS])
 
     def __repr__(self) -> str:
         return f"Settings(file={str(self.file) if self.file else None!r})"

@@ -750,6 +750,11 @@ def _resolve_orders_only(wh, std: pd.DataFrame, options: MergeOptions, progress:
 def _as_arrow(frame: pd.DataFrame) -> pa.Table:
     "`frame` as Arrow (DuckDB reads it ~5× faster than pandas), birth dates back to dates (pandas holds timestamps)."
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    # an empty (or all-missing) text column has no type in Arrow, and DuckDB would store it as INTEGER: a later
+    # comparison with text (forget's `record_id IN …` on empty links) then fails; such columns are text
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
     if "birth_date" in table.column_names:
         table = table.set_column(table.column_names.index("birth_date"), "birth_date",
                                  table["birth_date"].cast(pa.date32()))

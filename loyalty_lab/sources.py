@@ -474,7 +474,14 @@ def source_loads(settings: Settings, tables=None) -> list[dict]:
     claimed: dict[Path, str] = {}
     loads = []
     for spec in _table_sources(settings, tables):
-        files, _, _ = _files_and_plan(spec, claimed, root)
+        try:
+            files, _, _ = _files_and_plan(spec, claimed, root)
+        except LoyaltyLabError as e:
+            if settings.file is None:  # no lab here: the built-in sample paths were tried
+                raise LoyaltyLabError(f"no settings.ini in {Path.cwd()} or above, so the lab tried its built-in sample "
+                                      f"paths: {e}. Run this in a lab folder (make one with `loyalty-lab init DIR`) "
+                                      "or pass --settings") from None
+            raise
         check_date_format(spec.date_format, spec.where)
         loads += [dict(table=spec.table, source=f, source_name=project_relative(f, root), columns=spec.columns,
                        encoding=spec.encoding, delimiter=spec.delimiter, decimal=spec.decimal,

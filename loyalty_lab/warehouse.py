@@ -243,7 +243,10 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
               "raise max_reject_rate."
             + ("\nIf an earlier source holding these keys is this file under an old name or path, remove it: "
                f"loyalty-lab drop-source --table {table} --source <old source>"
-               if report.problems.reason.str.startswith("primary key already loaded").any() else ""))
+               if report.problems.reason.str.startswith("primary key already loaded").any() else "")
+            + ("\nRows dated after as_of: the run is dated by [run] as_of in settings.ini (or --as-of); for your own "
+               "data set it to the last day of your exports, or empty it to mean now"
+               if report.problems.reason.str.startswith("dated after as_of").any() else ""))
     return _Prepared(contract, name, load_id, sha, valid.get_name(), rejects.get_name(), report,
                      as_of, max_event_time)
 

@@ -356,3 +356,21 @@ def test_the_api_checks_mappings_like_settings_do(tmp_path):
         report = wh.ingest("order_lines", frame.drop(columns="_line"), source_name="f",
                            columns={"order_id": "'a `b` c' + order_id"})
         assert report.rows_loaded == 1 and wh.table("order_lines").order_id.to_pandas().tolist() == ["a `b` cA"]
+
+
+def test_outside_a_lab_the_message_says_how_to_make_one(tmp_path):
+    out = cli("ingest", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"no settings.ini in {tmp_path} or above" in out.stderr and "loyalty-lab init DIR" in out.stderr
+
+
+def test_rows_after_as_of_say_where_as_of_comes_from(tmp_path):
+    s = pos_lab(tmp_path, ["R1;K1;05.07.2025 10:00;tea;1;2,00"])
+    with pytest.raises(LoyaltyLabError, match=r"dated by \[run\] as_of in settings.ini \(or --as-of\)"):
+        ingest_sources(s)
+
+
+def test_config_does_not_print_the_pseudonym_salt(tmp_path):
+    (tmp_path / "settings.ini").write_text("[privacy]\npseudonym_salt = s3cret-of-this-lab\n", encoding="utf-8")
+    out = cli("config", cwd=tmp_path)
+    assert out.returncode == 0 and "s3cret-of-this-lab" not in out.stdout and "(set, not shown)" in out.stdout

@@ -118,3 +118,18 @@ def test_view_before_any_merge_says_what_to_do(tmp_path):
     Warehouse(s.warehouse.path).close()
     with pytest.raises(LoyaltyLabError, match="merge the profiles first"):
         customer_360(settings=s)
+
+
+def test_forget_after_a_merge_that_linked_nobody(tmp_path):
+    "Found by a new user: a merge without links stored its empty links typed INTEGER, and forget failed on them."
+    profiles = pd.DataFrame({"source_system": ["crm"] * 3, "source_customer_id": ["1", "2", "3"],
+                             "first_name": ["Ana", "Boris", "Vera"], "last_name": ["Ilić", "Kovač", "Marić"],
+                             "signup_date": ["2024-01-01"] * 3})
+    settings = load_settings(flags={"warehouse.path": str(tmp_path / "wh.duckdb")}, env={})
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.ingest("profiles", profiles, source_name="crm")
+        resolve_customers(wh, settings)
+        assert wh.con.table("profile_links").schema()["a"].is_string()
+        preview = forget("C00000002", wh, dry_run=True)
+        assert preview["raw_profiles"] == 1 and wh.table("profiles").count().to_pyarrow().as_py() == 3
+        assert forget("C00000002", wh) == preview and wh.table("profiles").count().to_pyarrow().as_py() == 2
