@@ -103,7 +103,9 @@ _SETTINGS_HEAD = """\
 # A column of the file with the canonical name needs no line.
 #
 # The sample programme that `loyalty-lab init` wrote (2,000 synthetic people, 2023-01-01 … 2024-06-30;
-# its ground truth is in data/sample/truth). Replace these sections with your own exports.
+# its ground truth is in data/sample/truth). Replace these sections with your own exports; the sample's rows
+# stay in the warehouse until removed: the next `loyalty-lab ingest` lists each file no source reads any more
+# with its `loyalty-lab drop-source` command (or delete data/warehouse.duckdb to start afresh).
 """
 
 _SOURCE_EXAMPLES = """\
