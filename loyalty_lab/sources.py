@@ -20,7 +20,7 @@ from .config import (BOOLEAN_TEXT, MAPPING_SYNTAX, Settings, SourceSpec, check_c
 
 # %% auto #0
 __all__ = ['CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'MAX_EXPRESSION_PARTS', 'NO_SOURCES', 'source_files', 'file_columns',
-           'ColumnSource', 'expression_names', 'mapping_expression', 'plan_columns', 'mapped_columns',
+           'ColumnSource', 'expression_names', 'mapping_expression', 'plan_columns', 'typed_dates', 'mapped_columns',
            'check_date_format', 'project_relative', 'source_loads', 'SourceCheck', 'check_sources']
 
 # %% ../notebooks/02a_sources.ipynb #5e219d75
@@ -378,9 +378,20 @@ def _problem(col: Column, value, parsed, date_format: str):
     return ibis.cases(*rules, else_=ibis.null("string"))
 
 # %% ../notebooks/02a_sources.ipynb #250dacdb
+def typed_dates(source) -> set[str]:
+    """Columns of a DataFrame or Parquet file that hold typed dates or timestamps. Staged as ISO text, they are
+    read as ISO whatever the source's `date_format` (which is for dates written as text)."""
+    if isinstance(source, pd.DataFrame):
+        return {str(c) for c, d in source.dtypes.items() if pd.api.types.is_datetime64_any_dtype(d)}
+    if Path(source).suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow as pa, pyarrow.parquet as pq
+        return {f.name for f in pq.read_schema(source) if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)}
+    return set()
+
 def mapped_columns(t: ibis.Table, contract: TableContract, plan: dict[str, ColumnSource], source_name: str,
-                   decimal: str, date_format: str, timezone: str | None, label: str) -> tuple[dict, dict]:
-    "Text and typed value of every canonical column of `contract` for the staged file `t`, by `plan`."
+                   decimal: str, date_format: str, timezone: str | None, label: str,
+                   dated: set[str] = frozenset()) -> tuple[dict, dict]:
+    "Text and typed value of every canonical column of `contract` for the staged file `t`, by `plan` (`dated`: see `typed_dates`)."
     columns = {c: t[c] for c in t.columns if c != "_line"}
     by_name = {c.strip().lower(): v for c, v in columns.items()}
     text, typed = {}, {}
@@ -415,8 +426,9 @@ def mapped_columns(t: ibis.Table, contract: TableContract, plan: dict[str, Colum
                     ibis.window(group_by=canonical["order_id"], order_by=t._line)) + 1).cast("string")
             text[col.name] = canonical[col.name] = mapping_expression(
                 plan[col.name].text, canonical, False, f"{label}: {col.name} (default)")
-    typed = {c.name: typed[c.name] if c.name in typed else _parse(c, text[c.name], decimal, date_format, timezone)
-             for c in contract.columns}
+    typed = {c.name: typed[c.name] if c.name in typed else _parse(
+                 c, text[c.name], decimal, "ISO8601" if plan[c.name].kind == "column" and plan[c.name].text in dated
+                 else date_format, timezone) for c in contract.columns}
     return text, typed
 
 # %% ../notebooks/02a_sources.ipynb #43c7b54e
@@ -577,7 +589,7 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
                 # the last file of a pattern (next month's export) is the one not loaded yet
                 t = con.table(_first_rows(con, paths[-1], spec, rows, tmpdir))
                 text, typed = mapped_columns(t, contract, plan, files[-1], spec.decimal, spec.date_format,
-                                             spec.timezone, spec.where)
+                                             spec.timezone, spec.where, typed_dates(paths[-1]))
                 found = t.select(**{f"t_{c}": text[c].cast("string") for c in text},
                                  **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format)
                                     for c in text}).to_pandas()

@@ -17,7 +17,8 @@ from .core import LoyaltyLabError, preview
 from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .storage import check_warehouse_storage
-from .sources import _SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads
+from .sources import (_SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads,
+                                 typed_dates)
 
 # %% auto #0
 __all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport', 'file_sha256', 'Warehouse',
@@ -166,7 +167,8 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
     stage = _stage(con, source, label, encoding, delimiter, tmpdir)
     t = con.table(stage)
     plan, ignored = plan_columns(contract, [c for c in t.columns if c != "_line"], mapping, label)
-    raw_values, parsed = mapped_columns(t, contract, plan, name, decimal, date_format, timezone, label)
+    raw_values, parsed = mapped_columns(t, contract, plan, name, decimal, date_format, timezone, label,
+                                        typed_dates(source))
     problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format) for c in contract.columns}
     load_id = f"{table}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
 

@@ -374,3 +374,32 @@ def test_config_does_not_print_the_pseudonym_salt(tmp_path):
     (tmp_path / "settings.ini").write_text("[privacy]\npseudonym_salt = s3cret-of-this-lab\n", encoding="utf-8")
     out = cli("config", cwd=tmp_path)
     assert out.returncode == 0 and "s3cret-of-this-lab" not in out.stdout and "(set, not shown)" in out.stdout
+
+
+def test_typed_timestamps_of_parquet_and_dataframes_ignore_a_text_date_format(tmp_path):
+    "A CRM's Parquet export carries real timestamps; the lab-wide date_format for text dates must not reject them."
+    pd.DataFrame({"id": ["K1", "K2"], "created": pd.to_datetime(["2023-05-01 10:00", "2023-06-01 11:30"]),
+                  "born": pd.to_datetime(["1980-02-03", "1991-12-24"]).date}).to_parquet(tmp_path / "crm.parquet")
+    (tmp_path / "settings.ini").write_text(textwrap.dedent("""
+        [sources]
+        date_format = %d.%m.%Y
+        [warehouse]
+        path = wh.duckdb
+        [locale]
+        timezone = UTC
+        [source.crm]
+        table = profiles
+        path = crm.parquet
+        source_system = 'crm'
+        source_customer_id = id
+        signup_date = created
+        birth_date = born
+        """), encoding="utf-8")
+    s = load_settings(tmp_path / "settings.ini", env={})
+    assert all(c.ok for c in check_sources(s))
+    [report] = ingest_sources(s)
+    assert report.rows_loaded == 2
+    with Warehouse.open(s, read_only=True) as wh:
+        got = wh.table("profiles").order_by("source_customer_id").to_pandas()
+    assert got.signup_date.tolist() == [pd.Timestamp("2023-05-01 10:00", tz="UTC"), pd.Timestamp("2023-06-01 11:30", tz="UTC")]
+    assert [pd.Timestamp(d).strftime("%Y-%m-%d") for d in got.birth_date] == ["1980-02-03", "1991-12-24"]
