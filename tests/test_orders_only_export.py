@@ -61,4 +61,4 @@ def test_an_orders_only_export_gets_a_complete_report(cdnow_shop):
 def test_the_load_says_what_it_filled_in(cdnow_shop):
     _, orders, out = cdnow_shop
     assert f"{len(orders):,} rows loaded, 0 rejected" in out.stdout
-    assert "filled with defaults: order_id = _file + ':' + _line, line_no = 1, channel = 'store'" in out.stdout
+    assert "filled with defaults: order_id = _file + ':' + _line, line_no = _line_in_order, channel = 'store'" in out.stdout
