@@ -85,8 +85,8 @@ class LoadReport:
     def summary(self) -> str:
         if self.status == "not configured":
             return (f"{self.table} ← {self.source}: loaded earlier ({self.rows_loaded:,} rows), but no configured source "
-                    "reads it any more. If it was moved or renamed, its rows are in the warehouse twice: remove the "
-                    f"old one with `loyalty-lab drop-source --table {self.table} --source {self.source}`")
+                    "reads it any more; its rows still count in every report (twice, if the file was moved or renamed "
+                    f"and loaded again). To remove them: loyalty-lab drop-source --table {self.table} --source {self.source}")
         head = (f"{self.table} ← {self.source}: {self.status}, {self.rows_loaded:,} rows loaded, "
                 f"{self.rows_rejected:,} rejected of {self.rows_read:,} read")
         lines = [head] + [f"  {p.column}: {p.rows:,} × {p.reason} — e.g. {p.examples} (lines {p.lines})"
