@@ -478,7 +478,7 @@ def _parameters(pairs) -> dict:
     for name, raw in pairs:
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # 2024-13-01 looks like a date to YAML and fails: the setting says why
             value = raw
         out[name] = raw if isinstance(value, (dict, list)) else value
     return out

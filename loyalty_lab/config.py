@@ -110,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("report", "output_dir", "path", "reports", "Where reports are written"),
     Option("report", "title", "str", "Loyalty programme report", "Report title"),
     Option("report", "include_pii", "bool", False, "Show names, e-mails and phones in reports and exports"),
-    Option("report", "n_clusters", "int_or_auto", "auto", "Number of behavioural clusters, or auto"),
+    Option("report", "n_clusters", "int_or_auto", "auto", "Number of behavioural clusters, or auto", minimum=2, maximum=30),
     Option("report", "kernel", "str", "loyalty-lab",
            "Jupyter kernel that papermill runs reports with; when it is not registered, the kernel of the running Python"),
     Option("report", "template", "path", None,

@@ -18,10 +18,10 @@ from .profiles import merged_crosswalk
 from .summary import customer_lines, line_amount
 
 # %% auto #0
-__all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_NAME', 'data_coverage', 'monthly_sales', 'ReportRun',
-           'prepare_report', 'scoped_lines', 'default_template', 'template_parameters', 'template_sections',
-           'ReportKernel', 'run_report', 'RunOutcome', 'read_run_list', 'run_report_list', 'treemap_rects',
-           'plot_treemap', 'plot_snake']
+__all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_NAME', 'data_coverage', 'quarantine_summary',
+           'monthly_sales', 'ReportRun', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
+           'template_sections', 'ReportKernel', 'run_report', 'swap_in', 'RunOutcome', 'read_run_list',
+           'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -38,6 +38,19 @@ def data_coverage(wh: Warehouse) -> pd.DataFrame:
         rows.append(stats.assign(table=name))
     out = pd.concat(rows, ignore_index=True)
     return out[["table", "rows", "rejected_rows", "sources", "customers", "first", "last"]]
+
+def quarantine_summary(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Quarantined rows by table, column and reason, with up to three example values — masked for the contract's
+    personal-data columns (a shifted row can put an e-mail into birth_date: it is not shown either)."""
+    pii = {(t, c.name) for t, contract in CONTRACT.items() for c in contract.columns if c.pii}
+    rows = []
+    for (table, column, reason), g in rejects.groupby(["table", "column", "reason"], sort=False):
+        values = [str(v) for v in g.value.dropna().unique()[:3]]
+        if (table, column) in pii:
+            values = [f"{v[:1]}… (masked)" for v in values]
+        rows.append({"table": table, "column": column, "reason": reason, "rows": len(g), "example": ", ".join(values)})
+    return pd.DataFrame(rows, columns=["table", "column", "reason", "rows", "example"]).sort_values(
+        "rows", ascending=False, ignore_index=True)
 
 def monthly_sales(wh: Warehouse) -> pd.DataFrame:
     "Revenue (net of returns and discounts), orders and buying customers per calendar month, in the lab's time zone."
@@ -285,6 +298,21 @@ def _resolved_paths(params: dict, s: Settings) -> dict:
     return {**params, **{k: str(s[REPORT_SETTINGS[k]]) for k in given},
             "overrides": {**handed, **(params.get("overrides") or {})}}
 
+def swap_in(new: Path, final: Path):
+    """Make folder `new` the folder `final`, never losing the last good `final`: it is renamed aside first, put back
+    if the rename of `new` fails, and deleted only once `new` is in place."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:6]}")
+    os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
 def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
              progress: Callable[[str], None] | None = None) -> Path:
     "Run one checked report job (see `_report_job`) atomically into its folder."
@@ -324,9 +352,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
                                   f"{e.evalue}\nThe executed notebook is kept at {kept}") from None
         progress(f"report {run_id}: writing the HTML")
         _to_html(executed, work / f"{REPORT_NAME}.html")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        swap_in(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final

@@ -217,7 +217,8 @@ class Migration:
 
 def _state(scored: pd.DataFrame, churn_days: int) -> pd.Series:
     state = scored.segment.copy()
-    state[scored.days_since_last_purchase.fillna(np.inf).to_numpy(float) > churn_days] = "churned"
+    # never bought: infinitely long ago (as float: the column may be a nullable Int64, which holds no inf)
+    state[scored.days_since_last_purchase.astype("float64").fillna(np.inf).to_numpy(float) > churn_days] = "churned"
     return state
 
 def segment_migration(lines, from_as_of, to_as_of, rfm: RFM | None = None, churn_days: int = 365, **columns) -> Migration:

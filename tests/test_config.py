@@ -99,3 +99,14 @@ def test_column_mapping_is_read(tmp_path):
 def test_missing_settings_file_is_an_error(tmp_path):
     with pytest.raises(LoyaltyLabError, match="does not exist"):
         load_settings(tmp_path / "nope.ini", env={})
+
+
+def test_report_parameters_that_cannot_be_right_are_refused_up_front(tmp_path):
+    "Issue 19: `-p n_clusters 0` was accepted; `-p as_of 2024-13-01` ended in a raw ValueError from YAML."
+    from lab_helpers import cli
+    with pytest.raises(LoyaltyLabError, match=r"n_clusters = 0: expected an integer or 'auto' \(>= 2 and <= 30\)"):
+        load_settings(flags={"report.n_clusters": 0}, env={})
+    (tmp_path / "settings.ini").write_text("[warehouse]\npath = wh.duckdb\n", encoding="utf-8")
+    out = cli("report", "-p", "as_of", "2024-13-01", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "as_of = '2024-13-01': expected an ISO date or timestamp" in out.stderr

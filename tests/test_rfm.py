@@ -127,3 +127,11 @@ def test_one_customer_and_identical_customers_are_defined():
     fixed = RFM(breakpoints={"R": [7, 30, 90, 365], "F": [1, 2, 4, 8], "M": [50, 100, 200, 500]}).fit_transform(
         summary({"solo": (5, 3, 100)}))
     assert fixed.cell["solo"] == "532"
+
+
+def test_churned_state_with_a_nullable_integer_column():
+    "Issue 19: the report failed with TypeError: Invalid value 'inf' for dtype 'Int64' (customers who never bought)."
+    from loyalty_lab.rfm import _state
+    scored = pd.DataFrame({"segment": ["Champions", "Lost", "No purchases"],
+                           "days_since_last_purchase": pd.array([3, 400, pd.NA], dtype="Int64")})
+    assert _state(scored, 365).tolist() == ["Champions", "churned", "churned"]

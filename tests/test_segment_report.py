@@ -27,6 +27,10 @@ cli = functools.partial(lab_helpers.cli, timeout=900)
 def nightly(tmp_path_factory):
     "One `loyalty-lab run` on the sample data; the tests below read what it wrote."
     lab = make_lab(tmp_path_factory.mktemp("lab"))
+    # two rows a careless export and an attacker would add: quarantined, and shown in the data-quality table
+    with open(lab / "data" / "sample" / "profiles.csv", "a", encoding="utf-8") as f:
+        f.write('"crm","X1","Eve","Hostile","","","<img src=x onerror=alert(1)>","","","","","RS","2024-01-01 10:00:00","","","",""\n'
+                '"crm","X2","Mal","Formed","","","mal.formed@example.com","","","","","RS","2024-01-01 10:00:00","","","",""\n')
     shutil.copy(lab_helpers.REPO / "segments.yaml", lab)  # the analyst's own segments, next to settings.ini
     settings = lab / "settings.ini"
     settings.write_text(settings.read_text().replace("[report]\n", "[report]\nsegments_file = segments.yaml\n"))
@@ -115,6 +119,13 @@ def exported_cells(folder: Path) -> set[str]:
     for f in [*(folder / "segments").glob("*.csv"), *(folder / "rule_segments").glob("*.csv")]:
         cells |= set(pd.read_csv(f, dtype=str).stack().map(str))
     return cells
+
+
+def test_rejected_values_are_escaped_and_personal_ones_masked(html):
+    "Issue 19: a birth_date of <img onerror=…> was a live tag in the report; a shifted e-mail was shown as written."
+    assert "<img src=x" not in html and "onerror=alert" not in html
+    assert "mal.formed@example.com" not in html
+    assert "&lt;… (masked)" in html and "m… (masked)" in html
 
 
 def test_no_pii_in_the_report_or_exports_by_default(nightly, html):
@@ -218,3 +229,26 @@ def test_own_segments_match_the_rules_on_the_exported_view(nightly):
     assert 0 < metrics["own_segments"]["Slipping regulars"]["customers"] < metrics["customers"] / 2
     top = metrics["top_categories_by_segment"]
     assert set(top) <= set(metrics["rfm_segments"]) and all(len(v) == 3 for v in top.values())
+
+
+def test_a_failed_swap_keeps_the_last_good_report(tmp_path, monkeypatch):
+    "Issue 19: the old folder was deleted before the new one was renamed in; a failure between them lost both."
+    import os
+    from loyalty_lab.report import swap_in
+    final, new = tmp_path / "nightly", tmp_path / ".tmp-nightly"
+    final.mkdir(), new.mkdir()
+    (final / "segment_report.html").write_text("last good")
+    (new / "segment_report.html").write_text("new")
+    real, calls = os.replace, []
+    def failing_second_rename(a, b):
+        calls.append((a, b))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(a, b)
+    monkeypatch.setattr(os, "replace", failing_second_rename)
+    with pytest.raises(OSError):
+        swap_in(new, final)
+    assert (final / "segment_report.html").read_text() == "last good"
+    monkeypatch.setattr(os, "replace", real)
+    swap_in(new, final)
+    assert (final / "segment_report.html").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["nightly"]
