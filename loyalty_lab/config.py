@@ -51,7 +51,7 @@ _EXPECTED = {
     "as_of": "an ISO date or timestamp, e.g. 2024-06-30, or empty for 'now'",
     "int_or_auto": "an integer or 'auto'",
     "list": "a comma-separated list, e.g. crm, pos",
-    "memory": "an amount of memory, e.g. 2GB or 512MB",
+    "memory": "an amount of memory of at least 64MB, e.g. 2GB or 512MB",
     "delimiter": r"one character, e.g. , or ; or | or \t (tab)",
 }
 
@@ -217,6 +217,10 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
     elif o.kind == "memory":
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B)", str(text), re.IGNORECASE)
         if not m:
+            raise _BadValue
+        unit = m.group(2).upper()
+        size = float(m.group(1)) * (1024 if "I" in unit else 1000) ** ("KMGT".index(unit[0]) + 1)
+        if size < 64e6:  # below this DuckDB cannot even hold its buffers: a typo, not a setting
             raise _BadValue
         return m.group(1) + m.group(2).upper().replace("IB", "iB")
     elif o.kind == "delimiter":

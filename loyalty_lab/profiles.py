@@ -97,7 +97,8 @@ def phone_e164(phone, default_country: str):
 # %% ../notebooks/08_profiles.ipynb #82e6e3c4
 def standardise(profiles: ibis.Table, default_country: str = "RS") -> ibis.Table:
     "Match keys for every source profile (an Ibis expression over a table in the profiles contract)."
-    p = profiles
+    # a column that is missing everywhere (a memtable of an all-empty column) has no type: it is text
+    p = profiles.mutate(**{c: profiles[c].cast("string") for c in profiles.columns if profiles[c].type().is_null()})
     phone = phone_e164(p.phone, default_country)
     email = email_key(p.email)
     card = p.loyalty_card_number.re_replace(r"[^0-9A-Za-z]", "").nullif("")

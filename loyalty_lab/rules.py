@@ -50,8 +50,9 @@ def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
     "The ibis boolean expression of a condition over `table` (see above for what it may contain)."
     try:
         tree = ast.parse(where.strip(), mode="eval").body
-    except SyntaxError as e:
-        raise LoyaltyLabError(f"segment {name!r}: cannot read {where!r} ({e.msg}); {SYNTAX}") from None
+    except (SyntaxError, RecursionError, MemoryError) as e:
+        raise LoyaltyLabError(f"segment {name!r}: cannot read {where[:80]!r} ({getattr(e, 'msg', 'nested too deeply')}); "
+                              f"{SYNTAX}") from None
 
     def bad(node, what):
         raise LoyaltyLabError(f"segment {name!r}: {what} `{ast.unparse(node)}` is not allowed in a condition; {SYNTAX}")
@@ -123,6 +124,8 @@ def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
 
     try:
         return condition(tree).fill_null(False)
+    except RecursionError:
+        raise LoyaltyLabError(f"segment {name!r}: the condition is nested too deeply; {SYNTAX}") from None
     except ibis.common.exceptions.IbisTypeError as e:
         raise LoyaltyLabError(f"segment {name!r}: {where!r} compares values of different kinds ({e}); "
                               "quote text as 'text' and write numbers bare") from None

@@ -110,3 +110,10 @@ def test_report_parameters_that_cannot_be_right_are_refused_up_front(tmp_path):
     out = cli("report", "-p", "as_of", "2024-13-01", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "as_of = '2024-13-01': expected an ISO date or timestamp" in out.stderr
+
+
+def test_a_memory_limit_too_small_to_work_is_a_setting_error():
+    "Issue 19: memory_limit = 1KB ended in DuckDB's OutOfMemoryException."
+    with pytest.raises(LoyaltyLabError, match=r"memory_limit = '1KB': expected an amount of memory of at least 64MB"):
+        load_settings(flags={"warehouse.memory_limit": "1KB"}, env={})
+    assert load_settings(flags={"warehouse.memory_limit": "512MiB"}, env={}).warehouse.memory_limit == "512MiB"

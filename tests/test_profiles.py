@@ -177,3 +177,14 @@ def test_without_profiles_each_order_customer_id_is_its_own_customer_with_a_stab
     assert view.first_name.isna().all() and (view.points_balance == 0).all()
     with pytest.raises(LoyaltyLabError, match=r"C00000002 has no source profile, only order lines \(of pos:77\): nothing was merged"):
         explain("C00000002", settings=s)
+
+
+def test_columns_missing_everywhere_do_not_break_standardising():
+    "Issue 19: a memtable with an all-null e-mail, phone, card, first-name or city column raised AttributeError."
+    import ibis
+    from loyalty_lab.profiles import standardise
+    frame = pd.DataFrame({c.name: [None, None] for c in CONTRACT["profiles"].columns})
+    frame["source_system"], frame["source_customer_id"] = ["crm", "crm"], ["1", "2"]
+    frame["last_name"] = ["Ilić", "Ilić"]
+    keys = standardise(ibis.memtable(frame)).to_pandas()
+    assert keys.record_id.tolist() == ["crm:1", "crm:2"] and keys.email_key.isna().all() and keys.last_key.notna().all()

@@ -72,3 +72,12 @@ def test_bad_definitions_say_what_is_wrong(view, tmp_path):
     bad.write_text("segments:\n  - name: A\n    wher: age > 3\n", encoding="utf-8")
     with pytest.raises(LoyaltyLabError, match="segment 1 needs a name and a where condition"):
         read_segment_rules(bad)
+
+
+def test_a_condition_nested_thousands_deep_is_refused_clearly():
+    "Issue 19: 5,000 nested `not` ended in a RecursionError."
+    import ibis
+    from loyalty_lab.rules import rule_condition
+    table = ibis.table({"age": "int64"}, name="view")
+    with pytest.raises(LoyaltyLabError, match="segment 'deep': .*nested too deeply"):
+        rule_condition("not " * 5000 + "age > 3", table, "deep")
