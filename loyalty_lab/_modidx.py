@@ -383,6 +383,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'loyalty_lab.sources._header_spec': ('sources.html#_header_spec', 'loyalty_lab/sources.py'),
                                      'loyalty_lab.sources._parse': ('sources.html#_parse', 'loyalty_lab/sources.py'),
                                      'loyalty_lab.sources._problem': ('sources.html#_problem', 'loyalty_lab/sources.py'),
+                                     'loyalty_lab.sources._refuse_non_text': ('sources.html#_refuse_non_text', 'loyalty_lab/sources.py'),
                                      'loyalty_lab.sources._shown': ('sources.html#_shown', 'loyalty_lab/sources.py'),
                                      'loyalty_lab.sources._sql_str': ('sources.html#_sql_str', 'loyalty_lab/sources.py'),
                                      'loyalty_lab.sources._stage': ('sources.html#_stage', 'loyalty_lab/sources.py'),

@@ -86,11 +86,22 @@ def _suggest_encoding(data: bytes) -> str:
             pass
     return "latin-1"
 
+def _refuse_non_text(path: Path, head: bytes, encoding: str):
+    "A file that is no CSV text at all gets a message that says what it is, not an encoding hint."
+    if head.startswith(b"PK\x03\x04"):
+        raise LoyaltyLabError(f"{path}: this is a zip archive — an Excel workbook (.xlsx) under a .csv name? Open it "
+                              "in Excel and save it as CSV (UTF-8), or export CSV from the system it came from")
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) and not encoding.startswith("utf-16"):
+        raise LoyaltyLabError(f"{path}: the file is UTF-16 text (Excel's \"Unicode text\"); set encoding = utf-16 "
+                              "for this source in settings.ini")
+
 def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
     "Check `path` decodes as `encoding`; return it, or a UTF-8 copy of it when it is in another encoding or has a BOM."
     enc = codecs.lookup(encoding).name
     with open(path, "rb") as f:
-        has_bom = f.read(3) == codecs.BOM_UTF8
+        head = f.read(4)
+    _refuse_non_text(path, head, enc)
+    has_bom = head[:3] == codecs.BOM_UTF8
     if enc == "utf-8" and has_bom:
         enc = "utf-8-sig"
     target = None if enc == "utf-8" else tmpdir / (path.stem + ".utf8.csv")
@@ -110,6 +121,10 @@ def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
                         f"in {snippet!r}. The file looks like {_suggest_encoding(block)}; set "
                         f"encoding = {_suggest_encoding(block)} for this source in settings.ini (or pass encoding=…)"
                     ) from None
+                if "\x00" in text:
+                    raise LoyaltyLabError(f"{path}: line {line_no + text.count(chr(10), 0, text.index(chr(0)))} "
+                                          "holds NUL bytes — a torn or binary copy, not a text export; nothing was "
+                                          "loaded. Copy or export the file again")
                 line_no += text.count("\n")
                 if out:
                     out.write(text)
@@ -296,6 +311,11 @@ def plan_columns(contract: TableContract, available: list[str], mapping: dict[st
             mapping_expression(text, {c: ibis.literal("1") for c in available}, col.dtype in ("integer", "decimal"), where)
             used |= {by_norm[norm(name)] for name in expression_names(text, where)}
             plan[col.name] = ColumnSource("expression", text)
+    seen = [d for d in (";", "\t", "|", ",") if len(available) == 1 and d in available[0]]
+    if missing and seen:
+        raise LoyaltyLabError(f"{label}: the header is one column ({preview(available, 1)}): the file looks "
+                              f"{ {';': 'semicolon', chr(9): 'tab', '|': 'pipe', ',': 'comma'}[seen[0]]}-separated; "
+                              f"set delimiter = {seen[0] if seen[0] != chr(9) else chr(92) + 't'} for this source")
     if missing:
         example = "source_system = 'pos'" if missing[0] == "source_system" else f"{missing[0]} = <column in your file>"
         raise LoyaltyLabError(
@@ -354,7 +374,7 @@ def _parse(col: Column, value, decimal: str, date_format: str, timezone: str | N
         return _wall_clock_in(timezone, parsed)
     return parsed.cast(target)
 
-def _problem(col: Column, value, parsed, date_format: str):
+def _problem(col: Column, value, parsed, date_format: str, decimal: str = "."):
     "The reason this column makes the row invalid, or NULL."
     v = _text(value)
     kind = {"integer": "an integer", "decimal": "a number", "boolean": "true/false",
@@ -368,6 +388,9 @@ def _problem(col: Column, value, parsed, date_format: str):
             for pattern, fmt in _DATE_LOOKALIKES:
                 rules.append((not_parsed & v.re_search(pattern),
                               f"not {kind}; looks like {fmt} — mixed date formats? set the source's date_format"))
+        if col.dtype == "decimal" and decimal == ".":
+            rules.append((not_parsed & v.re_search(r"^[+-]?\d+,\d+$"),
+                          "not a number; looks like a decimal comma — set decimal = , for this source"))
         rules.append((not_parsed, f"not {kind}"))
     if col.allowed:
         rules.append((v.notnull() & ~parsed.isin(col.allowed), "not one of " + ", ".join(col.allowed)))
@@ -591,7 +614,7 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
                 text, typed = mapped_columns(t, contract, plan, files[-1], spec.decimal, spec.date_format,
                                              spec.timezone, spec.where, typed_dates(paths[-1]))
                 found = t.select(**{f"t_{c}": text[c].cast("string") for c in text},
-                                 **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format)
+                                 **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format, spec.decimal)
                                     for c in text}).to_pandas()
                 rows_out = []
                 for col in contract.columns:

@@ -169,7 +169,7 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
     plan, ignored = plan_columns(contract, [c for c in t.columns if c != "_line"], mapping, label)
     raw_values, parsed = mapped_columns(t, contract, plan, name, decimal, date_format, timezone, label,
                                         typed_dates(source))
-    problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format) for c in contract.columns}
+    problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format, decimal) for c in contract.columns}
     load_id = f"{table}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
 
     record = ibis.struct({src: t[src] for src in t.columns if src != "_line"}).cast("json").cast("string")
@@ -404,7 +404,13 @@ class Warehouse:
                 prepared.append(_prepare(self, tmpdir=tmpdir, **spec))
             if progress:
                 progress("writing the warehouse")
-            self._commit([p for p in prepared if p.report.status != "unchanged"])
+            try:
+                self._commit([p for p in prepared if p.report.status != "unchanged"])
+            except duckdb.Error as e:  # disk full, a file system gone read-only: rolled back, so said plainly
+                raise LoyaltyLabError(f"warehouse {self.path}: writing the load failed ({str(e).splitlines()[0]}); "
+                                      "it was rolled back, the warehouse is as it was. Free disk space (DuckDB also "
+                                      "spills next to the warehouse) or check the folder's permissions, then run "
+                                      "again") from None
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
             self._drop_staging()
