@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # %% auto #0
-__all__ = ['LoyaltyLabError', 'preview', 'read_yaml_list']
+__all__ = ['LoyaltyLabError', 'preview', 'read_yaml_list', 'scratch_name', 'remove_abandoned']
 
 # %% ../notebooks/00_core.ipynb #1dc9fe79
 class LoyaltyLabError(ValueError):
@@ -37,3 +37,31 @@ def read_yaml_list(path, what: str, key: str, example: str) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or not doc[key]:
         raise LoyaltyLabError(f"{what} {path}: expected a mapping with a non-empty `{key}:` list, e.g. {example}")
     return doc
+
+# %% ../notebooks/00_core.ipynb #bee66a7d
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+def scratch_name(prefix: str) -> str:
+    "A scratch folder's name prefix carrying this process's id (see `remove_abandoned`)."
+    import os
+    return f"{prefix}{os.getpid()}-"
+
+def remove_abandoned(folder, prefix: str) -> list:
+    "Remove the scratch folders `<prefix><pid>-…` in `folder` whose process is gone; return them."
+    import re, shutil
+    from pathlib import Path
+    removed = []
+    for p in Path(folder).glob(prefix + "*"):
+        m = re.match(re.escape(prefix) + r"(\d+)-", p.name)
+        if m and p.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 import ibis
 import pandas as pd
-from .core import LoyaltyLabError, read_yaml_list
+from .core import LoyaltyLabError, read_yaml_list, remove_abandoned, scratch_name
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse
@@ -322,7 +322,9 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
     out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
     params = _resolved_paths(params, run.settings)
     final = out_root / run_id
-    work = out_root / f".tmp-{run_id}-{uuid.uuid4().hex[:6]}"
+    out_root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(out_root, ".tmp-")  # left by a killed report run
+    work = out_root / f"{scratch_name('.tmp-')}{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
     executed = work / f"{REPORT_NAME}.ipynb"
     kernel = ReportKernel.for_settings(run.settings)

@@ -13,7 +13,7 @@ import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
-from .core import LoyaltyLabError, preview
+from .core import LoyaltyLabError, preview, scratch_name
 from .contract import CONTRACT, Column, TableContract
 from .config import (BOOLEAN_TEXT, MAPPING_SYNTAX, Settings, SourceSpec, check_constant, load_settings,
                                 mapping_constant)
@@ -106,6 +106,9 @@ def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
         enc = "utf-8-sig"
     target = None if enc == "utf-8" else tmpdir / (path.stem + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(enc)()
+    # a UTF-8 file declared cp1250 decodes without error into mojibake ('Ä\x8d' for 'č'): it is also read as UTF-8
+    as_utf8 = codecs.getincrementaldecoder("utf-8")() if not enc.startswith(("utf-8", "utf-16", "utf_16")) else None
+    non_ascii = False
     line_no, out = 1, (open(target, "w", encoding="utf-8", newline="") if target else None)
     try:
         with open(path, "rb") as f:
@@ -121,6 +124,12 @@ def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
                         f"in {snippet!r}. The file looks like {_suggest_encoding(block)}; set "
                         f"encoding = {_suggest_encoding(block)} for this source in settings.ini (or pass encoding=…)"
                     ) from None
+                if as_utf8 is not None:
+                    try:
+                        as_utf8.decode(block)
+                        non_ascii = non_ascii or max(block) >= 0x80
+                    except UnicodeDecodeError:
+                        as_utf8 = None
                 if "\x00" in text:
                     raise LoyaltyLabError(f"{path}: line {line_no + text.count(chr(10), 0, text.index(chr(0)))} "
                                           "holds NUL bytes — a torn or binary copy, not a text export; nothing was "
@@ -129,6 +138,10 @@ def _utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
                 if out:
                     out.write(text)
             tail = decoder.decode(b"", final=True)
+            if as_utf8 is not None and non_ascii:
+                raise LoyaltyLabError(f"{path}: declared {encoding}, but the file is UTF-8: its letters beyond ASCII "
+                                      f"are UTF-8 sequences, which {encoding} would turn into mojibake ('Ä\x8d' for "
+                                      "'č'); nothing was loaded. Set encoding = utf-8 for this source")
             if out:
                 out.write(tail)
     finally:
@@ -599,7 +612,7 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
         raise LoyaltyLabError(NO_SOURCES)
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET TimeZone = '{_sql_str(s.locale.timezone)}'")
-    tmpdir = Path(tempfile.mkdtemp(prefix="loyalty-lab-check-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix=scratch_name("loyalty-lab-")))
     try:
         for spec in _table_sources(s, tables):
             contract = CONTRACT[spec.table]

@@ -13,7 +13,7 @@ import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
-from .core import LoyaltyLabError, preview
+from .core import LoyaltyLabError, preview, remove_abandoned, scratch_name
 from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .storage import check_warehouse_storage
@@ -391,7 +391,8 @@ class Warehouse:
         `progress` (if given) is called with the name of each step as it starts."""
         if self.read_only:
             raise LoyaltyLabError(f"warehouse {self.path} was opened read-only; open it with read_only=False to load")
-        tmpdir = Path(tempfile.mkdtemp(prefix="loyalty-lab-"))
+        remove_abandoned(tempfile.gettempdir(), "loyalty-lab-")  # left by a killed load
+        tmpdir = Path(tempfile.mkdtemp(prefix=scratch_name("loyalty-lab-")))
         prepared: list[_Prepared] = []
         try:
             for spec in loads:

@@ -65,3 +65,28 @@ def test_a_failing_warehouse_write_is_a_clear_error_and_changes_nothing(tmp_path
         wh.ingest("order_lines", f)
     monkeypatch.undo()
     assert wh.table("order_lines").count().to_pyarrow().as_py() == 0
+
+
+def test_a_utf8_file_declared_cp1250_is_refused_not_loaded_as_mojibake(tmp_path, wh):
+    "Issue 19: 120 of 150 names were mangled and the load said nothing."
+    f = tmp_path / "orders.csv"
+    f.write_text(f"{HEADER}\n" + ROW.replace("dairy", "čajevi i šećer") + "\n", encoding="utf-8")
+    with pytest.raises(LoyaltyLabError, match="declared cp1250, but the file is UTF-8.*Set encoding = utf-8"):
+        wh.ingest("order_lines", f, encoding="cp1250")
+    f.write_bytes(f"{HEADER}\n{ROW.replace('dairy', 'čajevi i šećer')}\n".encode("cp1250"))  # the real thing loads
+    assert wh.ingest("order_lines", f, encoding="cp1250").rows_loaded == 1
+
+
+# --- crash: what a killed run leaves behind is cleaned up by the next one ---
+
+def test_scratch_folders_of_a_killed_load_are_removed_by_the_next(tmp_path, wh, monkeypatch):
+    import tempfile
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    (scratch / "loyalty-lab-999999999-killed").mkdir()  # no such process
+    (scratch / "loyalty-lab-elsewhere").mkdir()  # not ours to judge
+    f = tmp_path / "orders.csv"
+    f.write_text(f"{HEADER}\n{ROW}\n")
+    wh.ingest("order_lines", f)
+    assert sorted(p.name for p in scratch.iterdir()) == ["loyalty-lab-elsewhere"]
