@@ -68,7 +68,7 @@ def test_bad_value_names_file_section_key_and_type(tmp_path):
     ("[rfm]\nbins = 2.5\n", "[rfm] bins = '2.5': expected an integer"),
     ("[report]\ninclude_pii = maybe\n", "[report] include_pii = 'maybe': expected true or false"),
     ("[run]\nas_of = yesterday\n", "[run] as_of = 'yesterday': expected an ISO date"),
-    ("[warehouse]\nmemory_limit = 2 gigs\n", "[warehouse] memory_limit = '2 gigs': expected an amount of memory, e.g. 2GB"),
+    ("[warehouse]\nmemory_limit = 2 gigs\n", "[warehouse] memory_limit = '2 gigs': expected an amount of memory of at least 64MB, e.g. 2GB"),
     ("[columns.order_lines]\nquantiti = Qty\n", "'quantiti' is not a column of the order_lines contract (did you mean 'quantity'?)"),
     ("[lifecycle]\nnew_days = 400\n", "lifecycle.new_days = 400 (settings.ini) must be smaller than lifecycle.lapsed_days = 365"),
     ("[clv\nmodel = x\n", "cannot be read as an INI file"),
