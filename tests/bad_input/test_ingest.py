@@ -1,6 +1,4 @@
-"""Bad input, by class (issue 19's suite, growing): what a careless exporter, an attacker or a crashing machine
-produces, and the clear message (or the safe behaviour) each must get. Cases elsewhere: test_sources (mappings),
-test_config (settings), test_segment_report (hostile values in the report, atomic replace), test_rules, test_profiles."""
+"""Bad input — ingest: files that are not what they claim, values no shop has, rows that do not belong."""
 import codecs
 
 import duckdb
@@ -9,12 +7,6 @@ from loyalty_lab import LoyaltyLabError, Warehouse
 
 HEADER = "order_id,line_no,source_system,source_customer_id,ts,channel,product_id,category,quantity,unit_price"
 ROW = "A1,1,pos,C1,2024-05-01 10:00,store,P1,dairy,1,2.5"
-
-
-@pytest.fixture
-def wh(tmp_path):
-    with Warehouse(tmp_path / "wh.duckdb") as w:
-        yield w
 
 
 # --- ingest: files that are not what they claim ---
