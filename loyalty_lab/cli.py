@@ -248,8 +248,9 @@ max_first_names = 3
 max_records = 12
 
 [privacy]
-# Secret mixed into the pseudonymous customer keys of exports (init wrote a random one): keep it out of version control
-pseudonym_salt = {salt}
+# Secret mixed into the pseudonymous customer keys of exports. Empty: the lab's own random salt, created beside the
+# warehouse (data/warehouse.duckdb.salt) at first use; keep that file with the warehouse's backups.
+pseudonym_salt =
 """
 
 _SEGMENTS = """\
@@ -274,11 +275,11 @@ segments:
     where: points_balance >= 700 and consent_email == true
 """
 
-def lab_settings(template: str = "", salt: str = "change-me") -> str:
+def lab_settings(template: str = "") -> str:
     "The commented settings.ini that `loyalty-lab init` writes: the sample as [source.*] sections, examples, defaults."
     sources = "".join(f"[source.{name}]\ntable = {table}\npath = data/sample/{table}.csv\n\n"
                       for name, table in SAMPLE_SOURCES.items())
-    return _SETTINGS_HEAD + "\n" + sources + _SOURCE_EXAMPLES + "\n" + _SETTINGS_TAIL.format(template=template, salt=salt)
+    return _SETTINGS_HEAD + "\n" + sources + _SOURCE_EXAMPLES + "\n" + _SETTINGS_TAIL.format(template=template)
 
 def packaged_template() -> Path:
     "The report template that ships inside the package (loyalty_lab/templates/segment_report.ipynb)."
@@ -288,7 +289,7 @@ def packaged_template() -> Path:
 def init_lab(folder: str | Path, with_template: bool = False) -> list[Path]:
     """Create a lab folder: a commented settings.ini, segments.yaml, data/ with the sample programme, reports/,
     and with `with_template` an own copy of the report template. Refuses a folder that already has a settings.ini."""
-    import secrets, shutil
+    import shutil
     folder = Path(folder).expanduser().absolute()
     settings = folder / "settings.ini"
     if settings.exists():
@@ -311,7 +312,7 @@ def init_lab(folder: str | Path, with_template: bool = False) -> list[Path]:
         written.insert(2, folder / template.name)
     (folder / "segments.yaml").write_text(_SEGMENTS, encoding="utf-8")
     # settings.ini last: a folder that has one is a finished lab (a failed init can be run again)
-    settings.write_text(lab_settings(template.name if with_template else "", secrets.token_hex(16)), encoding="utf-8")
+    settings.write_text(lab_settings(template.name if with_template else ""), encoding="utf-8")
     return written
 
 # %% ../notebooks/05_cli.ipynb #7c0e49c6

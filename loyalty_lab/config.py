@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from .core import LoyaltyLabError
+from .storage import PUBLIC_SALTS, salt_file, warehouse_salt
 from .contract import CONTRACT, SOURCE_SYSTEMS
 
 # %% auto #0
@@ -133,8 +134,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("profiles", "max_first_names", "int", 3,
            "A shared e-mail/phone/card seen with more first names than this is a household or junk value", minimum=1),
     Option("profiles", "max_records", "int", 12, "… or with more records than this", minimum=2),
-    Option("privacy", "pseudonym_salt", "str", "loyalty-lab",
-           "Secret mixed into pseudonymous customer keys of exports; set your own and keep it private"),
+    Option("privacy", "pseudonym_salt", "str", None,
+           "Secret mixed into pseudonymous customer keys of exports; empty: the lab's own random salt, created "
+           "beside the warehouse (<warehouse>.salt) at first use"),
 )
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 SECRETS = ("privacy.pseudonym_salt",)  # never printed by `loyalty-lab config`
@@ -406,6 +408,22 @@ class Settings:
     def as_of(self) -> pd.Timestamp:
         "The run's as_of as an aware timestamp in the lab's time zone; a bare date means the end of that day."
         return resolve_as_of(self["run.as_of"], self["locale.timezone"])
+
+    def pseudonym_salt(self) -> str:
+        """The salt of pseudonymous keys: `[privacy] pseudonym_salt` when it is a secret of the user's own, else the
+        lab's random salt beside the warehouse. A public salt (this project's old default) is refused: with it
+        every key can be mapped back to its customer id."""
+        configured = self.privacy.pseudonym_salt
+        if not configured:
+            return warehouse_salt(self.warehouse.path)
+        if configured in PUBLIC_SALTS or len(configured) < 12:
+            raise LoyaltyLabError(
+                f"[privacy] pseudonym_salt = {configured} ({self.origin('privacy.pseudonym_salt')}) is "
+                + ("public" if configured in PUBLIC_SALTS else "too short to be secret (fewer than 12 characters)")
+                + ": anyone can map the pseudonymous keys back to customer ids. Remove the setting to use the lab's "
+                f"own random salt ({salt_file(self.warehouse.path)}, created at first use), or set a long secret "
+                "of your own (e.g. through the LOYALTY_LAB_PRIVACY_PSEUDONYM_SALT environment variable)")
+        return configured
 
     def to_frame(self) -> pd.DataFrame:
         "Every setting with its value and origin (secrets masked)."

@@ -66,7 +66,7 @@ def trigger_lists(warehouse: Warehouse | None = None, settings=None, *, as_of=No
         view = customer_360(wh, s, as_of=when, include_pii=True).set_index("customer_id")
         fired = _fired(wh, s, when, rules, view)
     pii = s.report.include_pii if include_pii is None else include_pii
-    return _contactable(fired, view, when, rules, offers, content, pii, s.privacy.pseudonym_salt)
+    return _contactable(fired, view, when, rules, offers, content, pii, s.pseudonym_salt())
 
 def _fired(wh: Warehouse, s, when: pd.Timestamp, rules: TriggerRules, view: pd.DataFrame) -> pd.DataFrame:
     "Every (customer, trigger) that fires in (when − period, when], with the moment and the reason."

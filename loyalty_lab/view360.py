@@ -162,7 +162,7 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
             sql("CREATE OR REPLACE TABLE customer_360 AS SELECT * FROM _view360")
             wh.con.con.unregister("_view360")
     if not pii:
-        view = view.mutate(customer_key=pseudonymous_key(view.customer_id, s.privacy.pseudonym_salt))
+        view = view.mutate(customer_key=pseudonymous_key(view.customer_id, s.pseudonym_salt()))
         view = view.drop("customer_id", *private_columns(view.columns))
         view = view.relocate("customer_key")
     frame = view.order_by(view.columns[0]).to_pandas()

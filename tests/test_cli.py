@@ -183,7 +183,7 @@ def test_init_writes_a_lab_with_the_sample_as_sources(tmp_path):
         assert (lab / source["path"]).read_bytes() == (SAMPLE / source["path"].removeprefix("data/sample/")).read_bytes()
     assert ini["report"]["template"] == "" and ini["report"]["segments_file"] == "segments.yaml"
     assert ini["warehouse"]["path"] == "data/warehouse.duckdb" and ini["run"]["as_of"] == "2024-06-30"
-    assert len(ini["privacy"]["pseudonym_salt"]) == 32 and ini["privacy"]["pseudonym_salt"] != "loyalty-lab"
+    assert ini["privacy"]["pseudonym_salt"] == ""  # the salt lives beside the warehouse, not in settings.ini
     text = (lab / "settings.ini").read_text(encoding="utf-8")
     assert text.startswith("# loyalty-lab run settings") and "[sources]" not in text
     for example in ("# [source.pos_orders]", "# encoding = cp1250", "# unit_price = Iznos / Kolicina",

@@ -93,7 +93,7 @@ def test_shared_view_has_no_pii_and_a_stable_pseudonymous_key(lab):
         assert secret not in text
     again = customer_360(settings=lab, as_of="2024-06-30")
     assert shared.customer_key.tolist() == again.customer_key.tolist() and shared.customer_key.str.len().eq(16).all()
-    salted = load_settings(flags={"warehouse.path": str(lab.warehouse.path), "privacy.pseudonym_salt": "other"}, env={})
+    salted = load_settings(flags={"warehouse.path": str(lab.warehouse.path), "privacy.pseudonym_salt": "another-long-secret"}, env={})
     assert set(customer_360(settings=salted, as_of="2024-06-30").customer_key).isdisjoint(shared.customer_key)
 
 
