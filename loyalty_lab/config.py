@@ -158,6 +158,8 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         if text in ("", None):
             return None
         text = text.isoformat() if hasattr(text, "isoformat") else str(text)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T].*)?", text):  # 01.02.2024 would be read as January 2nd
+            raise _BadValue
         try:
             if pd.isna(pd.Timestamp(text)):
                 raise _BadValue
@@ -470,11 +472,22 @@ def find_settings_file(start: Path | None = None) -> Path | None:
     return None
 
 def _read_ini(file: Path) -> configparser.ConfigParser:
+    "settings.ini as written: UTF-8, with or without the byte-order mark Windows editors put first."
     parser = configparser.ConfigParser(interpolation=None, strict=True)
+    data = file.read_bytes()
     try:
-        with open(file, encoding="utf-8") as f:
-            parser.read_file(f)
-    except (configparser.Error, UnicodeDecodeError) as e:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            what = "it is UTF-16, 'Unicode' in Windows editors"
+        else:
+            line = data[:e.start].count(b"\n") + 1
+            text = data.splitlines()[line - 1].decode("utf-8", "replace").strip()[:60]
+            what = f"byte {data[e.start]:#04x} on line {line}: {text!r}"
+        raise LoyaltyLabError(f"{file}: not UTF-8 text ({what}); save it as UTF-8") from None
+    try:
+        parser.read_string(text, source=str(file))
+    except configparser.Error as e:
         raise LoyaltyLabError(f"{file}: cannot be read as an INI file: {e}") from None
     return parser
 
@@ -499,7 +512,9 @@ def load_settings(path: str | Path | None = None, *, params: Mapping[str, Any] |
         try:
             values[o.name] = _parse_value(o, raw, base_dir)
         except _BadValue:
-            raise LoyaltyLabError(f"{where} = {raw!r}: expected {_expected(o)}") from None
+            quoted = isinstance(raw, str) and len(raw.strip()) > 1 and raw.strip()[0] == raw.strip()[-1] in "'\""
+            raise LoyaltyLabError(f"{where} = {raw!r}: expected {_expected(o)}"
+                                  + ("; write values without quotes" if quoted else "")) from None
         origins[o.name] = origin
 
     if file:
