@@ -487,8 +487,6 @@ def _parameters(pairs) -> dict:
 def _reports(args, settings, progress) -> int:
     from loyalty_lab.report import run_report, run_report_list
     if args.runs:
-        if args.run_id or args.parameters:
-            raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
         outcomes = run_report_list(args.runs, settings, progress=progress)
         progress.close()
         for o in outcomes:
@@ -506,6 +504,11 @@ def _reports(args, settings, progress) -> int:
 
 def _pipeline(args, settings) -> int:
     "run, ingest, merge, report: the long steps, with progress."
+    if args.command in ("run", "report") and args.runs and (args.run_id or args.parameters):
+        raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
+    if args.command == "run":  # a bad parameter or segments file fails in seconds, not after the load and merge
+        from loyalty_lab.report import check_report
+        check_report(settings, _parameters(args.parameters), run_id=args.run_id, runs=args.runs)
     with StepProgress() as progress:
         if args.command in ("run", "ingest"):
             from loyalty_lab.warehouse import ingest_sources

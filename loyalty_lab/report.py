@@ -18,10 +18,11 @@ from .profiles import merged_crosswalk
 from .summary import customer_lines, line_amount
 
 # %% auto #0
-__all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_NAME', 'data_coverage', 'quarantine_summary',
-           'monthly_sales', 'ReportRun', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
-           'template_sections', 'ReportKernel', 'run_report', 'swap_in', 'RunOutcome', 'read_run_list',
-           'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake']
+__all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_COLUMNS', 'REPORT_NAME', 'data_coverage',
+           'quarantine_summary', 'monthly_sales', 'ReportRun', 'segment_columns', 'check_parameters',
+           'check_output_dir', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
+           'template_sections', 'ReportKernel', 'check_report', 'run_report', 'swap_in', 'RunOutcome', 'read_run_list',
+           'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'html_table']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -84,10 +85,21 @@ def _plain(value):
     "Dates from YAML or Python as ISO strings; everything else unchanged."
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
-def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = None, *, compare_to=None,
-                   filter_by: str | None = None, **parameters) -> ReportRun:
-    """Resolve and check a report's parameters (see the table above); raises `LoyaltyLabError` naming the
-    parameter, its value and what would be valid."""
+# columns the template adds to the 360° view before it evaluates the segments file (see "Your segments")
+REPORT_COLUMNS = {"segment": "string", "R": "float64", "F": "float64", "M": "float64", "stage": "string",
+                  "contact_on": "date", "p_alive": "float64", "purchases_90d": "float64", "clv": "float64",
+                  "churn_risk": "string", "value_tier": "string", "cluster": "float64", "recommended_offer": "string"}
+
+def segment_columns(settings: Settings) -> ibis.Schema:
+    "The columns a segments file may use in a report: the 360° view's and the report's own (`REPORT_COLUMNS`)."
+    from loyalty_lab.view360 import view_schema
+    return ibis.schema({**view_schema(settings), **REPORT_COLUMNS})
+
+def check_parameters(settings_path=None, overrides: Mapping[str, Any] | None = None, *, compare_to=None,
+                     filter_by: str | None = None, **parameters) -> ReportRun:
+    """Resolve and check a report's parameters (see the table above) and its segments file against the view's
+    columns, without reading any data (a few seconds); raises `LoyaltyLabError` naming the parameter, its value
+    and what would be valid. The filter's value is checked against the warehouse by `prepare_report`."""
     from loyalty_lab.rfm import segment_map
     unknown = sorted(set(parameters) - set(REPORT_SETTINGS) - {"output_dir"})
     if unknown:
@@ -98,9 +110,6 @@ def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = Non
               for k, v in parameters.items() if k in REPORT_SETTINGS}
     s = load_settings(settings_path, params=params, flags=overrides)
     segment_map(s.rfm.segment_map, s)
-    if s.report.segments_file is not None:  # the file's shape now; its columns when the view exists
-        from loyalty_lab.rules import read_segment_rules
-        read_segment_rules(s.report.segments_file)
     as_of = s.as_of()
     if compare_to is None:
         earlier = (as_of - pd.Timedelta(days=DEFAULT_COMPARE_DAYS)).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
@@ -112,14 +121,43 @@ def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = Non
         if earlier >= as_of:
             raise LoyaltyLabError(f"report parameter compare_to = {compare_to!r} must be before as_of = "
                                   f"{as_of:%Y-%m-%d}: segment migration compares an earlier date with as_of")
+    chosen = _parse_filter(filter_by)
+    if s.report.segments_file is not None:
+        from loyalty_lab.rules import check_segment_rules
+        check_segment_rules(s.report.segments_file, segment_columns(s))
+    return ReportRun(s, earlier, chosen)
+
+def check_output_dir(folder) -> Path:
+    "`folder` (absolute), after checking that reports can be written there: it or its nearest existing parent."
+    import tempfile
+    folder = Path(folder).expanduser().resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise LoyaltyLabError(f"report output folder {folder}: {existing} is a file, not a folder; "
+                              "set [report] output_dir (or output_dir) to a folder")
+    try:  # a real write: permissions, a read-only mount or a full disk all show here
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as e:
+        raise LoyaltyLabError(f"report output folder {folder}: cannot write in {existing} ({e.strerror}); "
+                              "set [report] output_dir (or output_dir) to a folder you can write to") from None
+    return folder
+
+def prepare_report(settings_path=None, overrides: Mapping[str, Any] | None = None, *, compare_to=None,
+                   filter_by: str | None = None, **parameters) -> ReportRun:
+    """`check_parameters`, then the warehouse: it exists, its profiles were merged and the filter's value occurs."""
+    run = check_parameters(settings_path, overrides, compare_to=compare_to, filter_by=filter_by, **parameters)
+    return _with_warehouse(run)
+
+def _with_warehouse(run: ReportRun) -> ReportRun:
+    s = run.settings
     if not s.warehouse.path.is_file():
         raise LoyaltyLabError(f"no warehouse at {s.warehouse.path}: load the data first (`loyalty-lab ingest`, "
                               "or `loyalty-lab run`), or pass warehouse=<path of a .duckdb file>")
     with Warehouse.open(s, read_only=True) as wh:
         merged_crosswalk(wh)  # a clear error before any merge
-        return ReportRun(s, earlier, _check_filter(wh, filter_by))
+        return ReportRun(s, run.compare_to, _check_filter(wh, run.filter_by))
 
-def _check_filter(wh: Warehouse, filter_by) -> tuple[str, str] | None:
+def _parse_filter(filter_by) -> tuple[str, str] | None:
     if filter_by is None or str(filter_by).strip() == "":
         return None
     kind, sep, value = str(filter_by).partition("=")
@@ -127,6 +165,14 @@ def _check_filter(wh: Warehouse, filter_by) -> tuple[str, str] | None:
     if not sep or kind not in FILTERS or not value:
         raise LoyaltyLabError(f"report parameter filter_by = {filter_by!r}: write store=<store id>, region=<city> "
                               "or channel=<channel>, e.g. filter_by='region=Novi Sad'")
+    return kind, value
+
+def _check_filter(wh: Warehouse, chosen: tuple[str, str] | None) -> tuple[str, str] | None:
+    "`chosen` (kind, value from `_parse_filter`) after checking that the warehouse holds the value."
+    if chosen is None:
+        return None
+    kind, value = chosen
+    filter_by = f"{kind}={value}"
     table = wh.table("profiles" if kind == "region" else "order_lines")
     counts = table.group_by(v=table[FILTERS[kind]]).aggregate(n=table.count()).order_by(ibis.desc("n")).to_pandas()
     known = counts.v.dropna().astype(str)
@@ -171,7 +217,16 @@ def default_template(settings: Settings | None = None) -> Path:
 
 def template_parameters(template: Path) -> dict[str, Any]:
     "Names and defaults of the template's `parameters` cell."
-    import papermill
+    import nbformat, papermill
+    try:
+        nb = nbformat.read(template, as_version=4)
+    except Exception as e:  # not JSON, not a notebook: nbformat raises several kinds
+        raise LoyaltyLabError(f"report template {template} is not a readable notebook ({type(e).__name__}: "
+                              f"{str(e)[:200]}); save it again from Jupyter") from None
+    if not nb.metadata.get("kernelspec", {}).get("name"):  # papermill would stop at a bare ValueError
+        raise LoyaltyLabError(f"report template {template} names no kernel (its metadata has no kernelspec): open "
+                              "it in Jupyter, choose a Python kernel and save it, or add \"kernelspec\": {\"name\": "
+                              "\"python3\", \"display_name\": \"Python 3\", \"language\": \"python\"} to its metadata")
     return {k: v["default"] for k, v in papermill.inspect_notebook(str(template)).items()}
 
 def _section(cell) -> str | None:
@@ -255,8 +310,9 @@ def _as_text(value) -> str:
     "A setting's value as it would be written in settings.ini (empty for None, lists comma-separated)."
     return "" if value is None else ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
-def _report_job(s: Settings, template, parameters, run_id):
-    "Template, checked parameters and run folder name of one run."
+def _report_job(s: Settings, template, parameters, run_id, *, with_warehouse: bool = True):
+    """Template, checked parameters and run folder name of one run; without `with_warehouse`, only what needs no
+    data (`check_report`)."""
     template = Path(template) if template else default_template(s)
     if not template.is_file():
         if s.report.template is not None and Path(s.report.template) == template:
@@ -274,10 +330,28 @@ def _report_job(s: Settings, template, parameters, run_id):
     if unknown:
         raise LoyaltyLabError(f"report parameter(s) {', '.join(unknown)} not in {template.name}'s parameters "
                               f"cell; it takes: {', '.join(known)}")
-    run = prepare_report(**params)
+    run = check_parameters(**params)
+    check_output_dir(_output_root(run, params))
+    if with_warehouse:
+        run = _with_warehouse(run)
     run_id = run_id or f"{pd.Timestamp.now(tz=run.settings.locale.timezone):%Y%m%d-%H%M%S}"
     _check_run_id(run_id)
     return template, params, run, run_id
+
+def _output_root(run: ReportRun, params: dict) -> Path:
+    "The folder the run's folder goes in: the output_dir parameter, else [report] output_dir."
+    return run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
+
+def check_report(settings: Settings | None = None, parameters: Mapping[str, Any] | None = None, *,
+                 template: str | Path | None = None, run_id: str | None = None, runs=None) -> list[ReportRun]:
+    """Check everything about a report that needs no data, in seconds: the template (found, a notebook naming a
+    kernel, its parameters cell takes `parameters`), every parameter, the segments file against the 360° view's
+    columns, the output folder and the run id — for one run, or for every run of the run list `runs`.
+    `loyalty-lab run` calls it before loading anything; `run_report` checks the same, then the warehouse."""
+    s = settings or load_settings()
+    if runs is None:
+        return [_report_job(s, template, parameters, run_id, with_warehouse=False)[2]]
+    return [job[2] for job in _run_list_jobs(runs, s, template, with_warehouse=False)]
 
 def run_report(settings: Settings | None = None, *, template: str | Path | None = None,
                parameters: Mapping[str, Any] | None = None, run_id: str | None = None,
@@ -319,7 +393,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
     import papermill
     from papermill.exceptions import PapermillExecutionError
     progress = progress or (lambda step: None)
-    out_root = run.settings.report.output_dir if params.get("output_dir") is None else Path(params["output_dir"]).resolve()
+    out_root = _output_root(run, params)
     params = _resolved_paths(params, run.settings)
     final = out_root / run_id
     out_root.mkdir(parents=True, exist_ok=True)
@@ -393,13 +467,7 @@ def run_report_list(path, settings: Settings | None = None, *, template: str | P
                     progress: Callable[[str], None] | None = None) -> list[RunOutcome]:
     """Run every report of a YAML run list (checked up front); failures are recorded and the next run goes on.
     `progress`: as for `run_report`."""
-    s = settings or load_settings()
-    jobs = []
-    for run_id, params in read_run_list(path):
-        try:
-            jobs.append(_report_job(s, template, params, run_id))
-        except LoyaltyLabError as e:
-            raise LoyaltyLabError(f"run list {path}, run {run_id!r}: {e}") from None
+    jobs = _run_list_jobs(path, settings or load_settings(), template)
     outcomes = []
     for job in jobs:
         try:
@@ -407,6 +475,19 @@ def run_report_list(path, settings: Settings | None = None, *, template: str | P
         except LoyaltyLabError as e:
             outcomes.append(RunOutcome(job[3], error=str(e)))
     return outcomes
+
+def _run_list_jobs(path, s: Settings, template, *, with_warehouse: bool = True) -> list[tuple]:
+    "The checked job of every run of a run list: first what needs no data for all runs, then the warehouse."
+    def checked(run_id, check, *args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except LoyaltyLabError as e:
+            raise LoyaltyLabError(f"run list {path}, run {run_id!r}: {e}") from None
+    jobs = [checked(run_id, _report_job, s, template, params, run_id, with_warehouse=False)
+            for run_id, params in read_run_list(path)]
+    if not with_warehouse:
+        return jobs
+    return [(t, params, checked(run_id, _with_warehouse, run), run_id) for t, params, run, run_id in jobs]
 
 # nbconvert's lab template loads require.js and MathJax from a CDN; a report must open offline, so without them
 _OFFLINE_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n{% block html_head_js_requirejs %}{% endblock %}\n"
@@ -480,3 +561,33 @@ def plot_snake(means: pd.DataFrame, title: str = "Clusters across the features (
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+# %% ../notebooks/04_report.ipynb #42c04a74
+# what Markdown or HTML could read as markup, and `$` of maths: shown literally as character references
+_MARKUP = frozenset("\\`*_{}[]()#+-.!|~<>&\"'$:=^")
+
+def md_text(value) -> str:
+    """`value` (data: a segment, category, store or offer name…) as literal text inside the report's Markdown or
+    HTML: each markup character becomes a character reference, each line break a space. `<img onerror=…>`,
+    `[x](javascript:…)` or `$x^2$` then show as written. (Not for code spans, where references stay as typed.)"""
+    return "".join(f"&#{ord(c)};" if c in _MARKUP else " " if c in "\r\n\t\v\f" else c for c in str(value))
+
+def html_table(table: pd.DataFrame, formats=None, *, index: bool = True, left=None):
+    """`table` styled for the report with every text escaped — cells, index and column labels — whatever the
+    formats (pandas' `Styler.format` drops the escaping unless each call asks for it). `formats`: a format string
+    or function for all cells, or {column: format}; `left`: the columns to align left (True: all)."""
+    styler = table.style.format(escape="html")
+    for axis in (0, 1):  # labels and the labels' names
+        styler = styler.format_index(escape="html", axis=axis).format_index_names(escape="html", axis=axis)
+    if isinstance(formats, dict):
+        for column, how in formats.items():
+            if column in table.columns:
+                styler = styler.format(how, subset=[column], escape="html")
+    elif formats is not None:
+        styler = styler.format(formats, escape="html")
+    if not index:
+        styler = styler.hide(axis="index")
+    if left is not None:
+        styler = styler.set_properties(subset=None if left is True else list(left), **{"text-align": "left"})
+    return styler
+

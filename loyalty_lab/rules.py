@@ -14,7 +14,8 @@ import pandas as pd
 from .core import LoyaltyLabError, read_yaml_list
 
 # %% auto #0
-__all__ = ['SYNTAX', 'RuleSegment', 'read_segment_rules', 'rule_condition', 'SegmentEvaluation', 'evaluate_segments']
+__all__ = ['SYNTAX', 'RuleSegment', 'read_segment_rules', 'check_segment_rules', 'rule_condition', 'SegmentEvaluation',
+           'evaluate_segments']
 
 # %% ../notebooks/17_rules.ipynb #4f91df35
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ def read_segment_rules(path) -> list[RuleSegment]:
         rules.append(RuleSegment(name, str(entry["where"]), str(entry.get("description") or "")))
     return rules
 
+def check_segment_rules(path, schema) -> list[RuleSegment]:
+    """The segments of `path`, every condition checked against `schema` (the columns and types of the table they
+    will run on, e.g. `view_schema()`) without any data: unknown columns, forbidden constructs, mixed kinds."""
+    rules = read_segment_rules(path)
+    table = ibis.table(ibis.schema(schema), name="view")  # unbound: columns and types only
+    for rule in rules:
+        try:
+            rule_condition(rule.where, table, rule.name)
+        except LoyaltyLabError as e:
+            raise LoyaltyLabError(f"segment definitions {path}: {e}") from None
+    return rules
+
 def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
     "The ibis boolean expression of a condition over `table` (see above for what it may contain)."
     try:
@@ -62,9 +75,9 @@ def rule_condition(where: str, table: ibis.Table, name: str = "segment"):
             if node.id in ("true", "false"):
                 return node.id == "true"
             if node.id not in table.columns:
-                hint = difflib.get_close_matches(node.id, table.columns, n=1)
+                hint = difflib.get_close_matches(node.id, table.columns, n=3)
                 raise LoyaltyLabError(f"segment {name!r}: no column {node.id!r}"
-                                      + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                      + (f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else "")
                                       + f"; the columns are: {', '.join(table.columns)}")
             return table[node.id]
         if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (str, int, float, bool))):

@@ -14,7 +14,7 @@ from .summary import engine_time, line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
-__all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'Erasure', 'forget']
+__all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'view_schema', 'Erasure', 'forget']
 
 # %% ../notebooks/09_view360.ipynb #fa45038e
 PII_COLUMNS = tuple(c.name for c in CONTRACT["profiles"].columns if c.pii) + ("loyalty_card_number",)
@@ -169,6 +169,40 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
     frame.attrs["unattributed"] = unattributed
     frame.attrs["as_of"] = when.isoformat()  # attrs travel into Parquet metadata as JSON
     return frame
+
+# %% ../notebooks/09_view360.ipynb #ac5410b6
+import datetime as dt, tempfile
+from pathlib import Path
+from .warehouse import raw_schema, raw_table_name
+
+def _one_value(t: ibis.DataType):
+    "A made-up value of type `t` (for the one-row warehouse of `view_schema`)."
+    if t.is_boolean():
+        return True
+    if t.is_numeric():
+        return 1
+    if t.is_timestamp():
+        return dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    if t.is_date():
+        return dt.date(2000, 1, 1)
+    return "1"
+
+def view_schema(settings=None) -> ibis.Schema:
+    """The columns and types of the 360° view with PII (as the report evaluates segments on it) without computing
+    it: the view of a throwaway warehouse with one made-up row per table, about a second whatever the data's size.
+    (The types are those of the DataFrame the view arrives as, which is what a segment condition is checked on.)"""
+    s = settings or load_settings()
+    with tempfile.TemporaryDirectory(prefix="loyalty-lab-schema-") as folder:
+        with Warehouse(Path(folder) / "schema.duckdb", timezone=s.locale.timezone) as wh:
+            for name, contract in CONTRACT.items():
+                schema = raw_schema(contract)
+                wh.con.insert(raw_table_name(name), ibis.memtable(
+                    {c: [_one_value(t)] for c, t in schema.items()}, schema=schema))
+            wh.con.create_table("crosswalk", ibis.memtable({"record_id": ["1:1"], "source_system": ["1"],
+                                                            "source_customer_id": ["1"], "customer_id": ["C1"]}))
+            view = customer_360(wh, s, as_of="2000-01-02", include_pii=True)
+    return ibis.memtable(view).schema()
+
 
 # %% ../notebooks/09_view360.ipynb #d824c26c
 class Erasure(dict):
