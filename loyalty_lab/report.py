@@ -123,7 +123,8 @@ def check_parameters(settings_path=None, overrides: Mapping[str, Any] | None = N
                                   f"{as_of:%Y-%m-%d}: segment migration compares an earlier date with as_of")
     chosen = _parse_filter(filter_by)
     if s.report.segments_file is not None:
-        from loyalty_lab.rules import check_segment_rules
+        from loyalty_lab.rules import check_segment_rules, read_segment_rules
+        read_segment_rules(s.report.segments_file)  # the file's shape first: it needs no schema
         check_segment_rules(s.report.segments_file, segment_columns(s))
     return ReportRun(s, earlier, chosen)
 
