@@ -326,3 +326,14 @@ def test_a_report_without_include_pii_shows_no_personal_data(hostile_report):
     _, page, _ = hostile_report
     assert "Piiname" not in page and "Piisurname" not in page
     assert "leaked.person" not in page and "example.com" not in page  # the shifted e-mail in birth_date is masked
+
+
+def test_the_columns_checked_up_front_are_the_columns_the_report_evaluates_segments_on(hostile_report):
+    "`segment_columns` (view schema + REPORT_COLUMNS) is what the run's exported view holds (keyed, without PII)."
+    from loyalty_lab.report import segment_columns
+    from loyalty_lab.view360 import private_columns
+    lab, _, _ = hostile_report
+    exported = pd.read_parquet(lab / "reports" / "hostile" / "customer_360.parquet")
+    checked = list(segment_columns(load_settings(lab / "settings.ini", env={})))
+    expected = [c for c in checked if c != "customer_id" and c not in private_columns(checked)]
+    assert sorted(set(exported.columns) - {"customer_key"}) == sorted(expected)
