@@ -32,6 +32,11 @@ def read_yaml_list(path, what: str, key: str, example: str) -> dict:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LoyaltyLabError(f"{what} {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise LoyaltyLabError(f"{what} {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at position {e.start}); "
+                              "save it as UTF-8") from None
+    except OSError as e:  # a folder, no permission
+        raise LoyaltyLabError(f"{what} {path} cannot be read: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise LoyaltyLabError(f"{what} {path} is not valid YAML: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or not doc[key]:

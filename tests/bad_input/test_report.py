@@ -132,6 +132,8 @@ def one(where: str, name: str = "Mine") -> str:
     ("age >", "cannot read 'age >'"),
     ("age == 'old'", "compares values of different kinds"),
     ("not " * 5000 + "age > 3", "nested too deeply"),
+    ("city", "the expression `city` is not allowed in a condition"),  # only a true/false column stands alone
+    ("5", "the expression `5` is not allowed in a condition"),
 ])
 def test_a_bad_condition_is_refused_before_any_data_naming_file_and_segment(settings, lab, where, message):
     text = refused(settings, segments(lab, one(where)))
@@ -149,6 +151,15 @@ def test_a_bad_condition_is_refused_before_any_data_naming_file_and_segment(sett
 def test_a_segments_file_of_the_wrong_shape_is_refused(settings, lab, content, message):
     text = refused(settings, segments(lab, content))
     assert message in text and "seg.yaml" in text
+
+
+def test_a_segments_file_in_another_encoding_or_a_folder_is_named(settings, lab):
+    (lab / "seg.yaml").write_bytes("segments:\n  - {name: Šabac, where: city == 'Šabac'}\n".encode("cp1250"))
+    assert f"segment definitions {lab / 'seg.yaml'} is not UTF-8 text (byte 0x8a at position 21); save it as UTF-8" \
+        in refused(settings, {"segments_file": str(lab / "seg.yaml")})
+    (lab / "folder.yaml").mkdir()
+    assert f"segment definitions {lab / 'folder.yaml'} cannot be read: Is a directory" \
+        in refused(settings, {"segments_file": str(lab / "folder.yaml")})
 
 
 def test_a_missing_segments_file_is_refused_at_once(settings, lab):
