@@ -534,6 +534,7 @@ def treemap_rects(sizes, x: float = 0.0, y: float = 0.0, width: float = 1.0, hei
 
 def plot_treemap(sizes: pd.Series, labels: pd.Series | None = None, title: str = "", ax=None):
     "A treemap of `sizes` (index = names), labelled with `labels` (default: the names)."
+    import textwrap
     import matplotlib.pyplot as plt
     import seaborn as sns
     sizes = sizes[sizes > 0].sort_values(ascending=False)
@@ -544,7 +545,11 @@ def plot_treemap(sizes: pd.Series, labels: pd.Series | None = None, title: str =
     for (x, y, w, h), label, colour in zip(treemap_rects(sizes.to_numpy()), labels, colours):
         ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="white", linewidth=2))
         if w * h > 0.012:
-            ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=9 if w > 0.12 else 7, wrap=True)
+            size = 9 if w > 0.12 else 7
+            # wrapped here, not with wrap=True: matplotlib's wrapping reads a $ in a name as maths whatever parse_math
+            chars = max(6, int(w * ax.figure.get_figwidth() * 72 / (size * 0.6)))
+            text = "\n".join(textwrap.fill(line, chars) for line in str(label).split("\n"))
+            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, parse_math=False)
     ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
     ax.axis("off")
     return ax.figure

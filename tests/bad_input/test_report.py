@@ -214,6 +214,9 @@ HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg 
            "[link](javascript:alert(4))"]
 
 
+RFM_NAMES = ["<img src=x onerror=alert(6)> VIP", "$y^2$ $\\frac{$ Recent", '"><svg onload=alert(7)> Lapsed']
+
+
 class Elements(HTMLParser):
     "Every element and attribute of an HTML page, and the text of its scripts."
     def __init__(self, html: str):
@@ -310,10 +313,14 @@ def hostile_report(tmp_path_factory):
         {"name": HOSTILE[0], "description": HOSTILE[1], "where": "age >= 30"},
         {"name": HOSTILE[2], "description": HOSTILE[4], "where": f"top_category == {baby!r}"},
         {"name": HOSTILE[3], "description": HOSTILE[3], "where": "city == 'nowhere'"},  # empty: named in a note
-        {"name": HOSTILE[4], "where": "segment in ['Champions'] or clv > 1000"}]}, allow_unicode=True), encoding="utf-8")
+        {"name": HOSTILE[4], "where": f"segment in [{RFM_NAMES[0]!r}] or clv > 1000"}]}, allow_unicode=True), encoding="utf-8")
     settings = lab / "settings.ini"
-    settings.write_text(settings.read_text().replace("[report]\n", "[report]\nsegments_file = seg.yaml\n"))
-    done = cli("run", "--run-id", "hostile", cwd=lab, timeout=900)
+    settings.write_text(settings.read_text().replace("[report]\n", "[report]\nsegments_file = seg.yaml\n")
+                        + "[rfm]\nsegment_map = hostile\n[segment_map.hostile]\n"  # RFM segment names: tables and charts
+                        + f"1 = {RFM_NAMES[0]} | R 4-5, FM 4-5 | {HOSTILE[1]} | {HOSTILE[4]}\n"
+                        + f"2 = {RFM_NAMES[1]} | R 3-5 | bought lately | {HOSTILE[0]}\n"
+                        + f"3 = {RFM_NAMES[2]} | R 1-2 | gone | win back\n")
+    done = cli("run", "--run-id", "hostile", "-p", "title", HOSTILE[0] + " Title", cwd=lab, timeout=900)
     assert done.returncode == 0, done.stderr
     return lab, (lab / "reports" / "hostile" / "segment_report.html").read_text(encoding="utf-8"), categories
 
@@ -328,7 +335,7 @@ def test_the_hostile_values_are_in_the_report_as_text(hostile_report):
     import html as html_module
     _, page, categories = hostile_report
     text = html_module.unescape(re.sub(r"<[^>]+>", " ", page))
-    for shown in HOSTILE:
+    for shown in [*HOSTILE, *RFM_NAMES, HOSTILE[0] + " Title"]:
         assert shown in text, shown
     assert sum(f"{category} (" in text for category in categories.values()) >= 3  # the affinity table
 
@@ -348,3 +355,14 @@ def test_the_columns_checked_up_front_are_the_columns_the_report_evaluates_segme
     checked = list(segment_columns(load_settings(lab / "settings.ini", env={})))
     expected = [c for c in checked if c != "customer_id" and c not in private_columns(checked)]
     assert sorted(set(exported.columns) - {"customer_key"}) == sorted(expected)
+
+
+def test_a_dollar_in_a_treemap_label_is_a_dollar_not_maths(tmp_path):
+    "matplotlib's own wrap=True reads `$…$` as maths whatever text.parse_math says; the treemap wraps by itself."
+    import matplotlib
+    matplotlib.use("Agg")
+    from loyalty_lab.report import plot_treemap
+    sizes = pd.Series([5, 3, 2], index=["$y^2$ $\\frac{$ Recent, a long segment name", "b", "c"])
+    figure = plot_treemap(sizes, sizes.index.to_series() + "\n45% of customers")
+    figure.savefig(tmp_path / "treemap.png")  # mathtext would raise ValueError: Expected \frac{num}{den}
+    assert any("$\\frac{$" in t.get_text() for t in figure.axes[0].texts)
