@@ -383,6 +383,7 @@ class Lookalikes:
     "Rank customers by similarity to a seed list, or find the customers nearest to one customer."
 
     def __init__(self, features: pd.DataFrame, groups=tuple(FEATURE_GROUPS), seed: int = 42):
+        _check_features(features, "lookalikes")
         X, self.scaler_, self.columns_ = scale_features(features[feature_columns(features, groups)])
         self.X = np.ascontiguousarray(X, dtype=np.float32)
         self.index = features.index

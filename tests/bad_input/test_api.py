@@ -212,6 +212,12 @@ def test_segmenter_fit_on_no_dataframe(features):
         ll.Segmenter().fit(features)
 
 
+@pytest.mark.parametrize("features", [[1, 2], "features.parquet"])
+def test_lookalikes_on_no_dataframe(features):
+    with pytest.raises(LoyaltyLabError, match="segments lookalikes: needs customer features \\(a DataFrame"):
+        ll.Lookalikes(features)
+
+
 # --- rule segments ---
 
 VIEW = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "age": [20, 30, 40], "net_revenue": [1.0, 2.0, 3.0]})
