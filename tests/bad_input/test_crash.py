@@ -130,7 +130,7 @@ def scratch_of(scratch, kind=""):
 
 # --- loads ---
 
-@pytest.mark.parametrize("after", [0.0, 0.4, 1.5])
+@pytest.mark.parametrize("after", [0.0, 0.4, 1.0])
 def test_a_load_killed_keeps_the_previous_load_and_the_next_cleans_up(lab, after):
     root, scratch = lab
     before = counts(root)
@@ -138,7 +138,8 @@ def test_a_load_killed_keeps_the_previous_load_and_the_next_cleans_up(lab, after
     pid = kill_when(root, scratch, ["ingest"], scratch_of(scratch), after=after)
     now = counts(root)  # all or nothing: the previous load, or (killed after its commit) the whole new one
     assert now == before or now == {**before, "order_lines": before["order_lines"] + added, "_loads": now["_loads"]}
-    assert any(scratch.glob(f"loyalty-lab-{pid}-*"))  # it did die mid-load
+    if now == before:
+        assert any(scratch.glob(f"loyalty-lab-{pid}-*"))  # it died mid-load, leaving its scratch folder
     out = command(root, scratch, "ingest")
     assert out.returncode == 0, out.stderr
     assert counts(root)["order_lines"] == before["order_lines"] + added
