@@ -29,6 +29,8 @@ _BTYD = ["frequency", "recency", "T"]
 
 def _btyd_inputs(summary: pd.DataFrame, what: str) -> pd.DataFrame:
     "The customers with a purchase, checked: the columns exist, counts are whole, 0 ≤ recency ≤ T."
+    if not isinstance(summary, pd.DataFrame):
+        raise LoyaltyLabError(f"{what}: needs the output of summarize() (a DataFrame), not {type(summary).__name__}")
     missing = [c for c in _BTYD if c not in summary.columns]
     if missing or "time_unit" not in summary.attrs:
         raise LoyaltyLabError(f"{what}: needs the output of summarize() (columns {', '.join(_BTYD)} and its time "
@@ -170,6 +172,11 @@ def _spend_inputs(summary: pd.DataFrame, what: str) -> tuple[pd.DataFrame, int]:
 CHURN_BANDS = (0.3, 0.7)  # P(alive) below the first: high risk; below the second: medium
 _MONTH_DAYS = 365.25 / 12
 
+def _check_days(days, name: str):
+    "A prediction horizon: a positive number of days."
+    if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)) or not 0 < days < np.inf:
+        raise LoyaltyLabError(f"{name} = {days!r}: a horizon is a positive number of days (e.g. 365)")
+
 @dataclass
 class ClvModel:
     "Purchase model (BG/NBD, Pareto/NBD or MBG/NBD) plus Gamma-Gamma spend, fitted with lifetimes on a summary."
@@ -231,12 +238,22 @@ class ClvModel:
     @property
     def params(self) -> pd.DataFrame:
         "The estimates, one row per parameter (time parameters in the fit's time unit)."
+        self._check_fitted("params")
         rows = [(self.label, k, v) for k, v in self.transactions_.params_.items()]
         if self.spend_ is not None:
             rows += [("Gamma-Gamma", {"v": "gamma"}.get(k, k), v) for k, v in self.spend_.params_.items()]
         return pd.DataFrame(rows, columns=["model", "parameter", "estimate"])
 
+    def _check_fitted(self, what: str):
+        if not hasattr(self, "transactions_"):
+            raise LoyaltyLabError(f"{self.label} {what}: the model is not fitted; call fit(summary) first "
+                                  "(e.g. ClvModel().fit(summarize(lines, as_of)))")
+
     def _check_unit(self, summary: pd.DataFrame):
+        self._check_fitted("predict")
+        if not isinstance(summary, pd.DataFrame):
+            raise LoyaltyLabError(f"{self.label} predict: needs the output of summarize() (a DataFrame), not "
+                                  f"{type(summary).__name__}")
         if summary.attrs.get("time_unit") != self.time_unit_:
             raise LoyaltyLabError(f"the summary is in time unit {summary.attrs.get('time_unit')!r}, the model was fitted in "
                                   f"{self.time_unit_!r}; summarize with time_unit={self.time_unit_!r}")
@@ -253,6 +270,7 @@ class ClvModel:
     def expected_purchases(self, summary: pd.DataFrame, days: float) -> pd.Series:
         "Expected purchase days in the next `days` days, per customer with a purchase."
         self._check_unit(summary)
+        _check_days(days, "days")
         x = _btyd_inputs(summary, "predict")
         t = days / TIME_UNITS[self.time_unit_]
         return pd.Series(self._per_unique(x, lambda f, r, T: self.transactions_.conditional_expected_number_of_purchases_up_to_time(t, f, r, T)),
@@ -264,6 +282,9 @@ class ClvModel:
         self._check_unit(summary)
         if not 0 <= discount_rate < 1:
             raise LoyaltyLabError(f"discount_rate = {discount_rate}: an annual rate between 0 and 1 (e.g. 0.10)")
+        _check_days(horizon_days, "horizon_days")
+        for h in horizons_days:
+            _check_days(h, "horizons_days")
         x = _btyd_inputs(summary, "predict")
         tm = self.transactions_
         out = pd.DataFrame(index=x.index)
@@ -282,6 +303,9 @@ class ClvModel:
 
     def spend_per_purchase(self, summary: pd.DataFrame) -> pd.Series:
         "Gamma-Gamma's expected spend per purchase day: the customer's repeat mean shrunk towards the population's."
+        self._check_fitted("spend_per_purchase")
+        if self.spend_ is None:
+            raise LoyaltyLabError(f"{self.label}: fitted with spend=False, so there is no spend model; fit with spend=True")
         x = summary.loc[summary.frequency.notna()]
         m = x.monetary_value.where(x.frequency > 0, 0.0).astype(float)
         return pd.Series(self.spend_.conditional_expected_average_profit(x.frequency.astype(float), m).to_numpy(),

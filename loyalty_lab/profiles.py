@@ -15,10 +15,11 @@ from .core import LoyaltyLabError
 # %% auto #0
 __all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY',
            'SURVIVORSHIP', 'ORDERS_ONLY', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164',
-           'standardise', 'deterministic_edges', 'deterministic_links', 'cluster_records', 'pairwise_scores',
-           'probabilistic_links', 'score_new_records', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions',
-           'parse_survivorship', 'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun',
-           'resolve_customers', 'last_merge_run', 'Explanation', 'merged_crosswalk', 'explain']
+           'standardise', 'deterministic_edges', 'deterministic_links', 'cluster_records', 'set_aside', 'masked',
+           'describe_blocked', 'pairwise_scores', 'match_prior', 'probabilistic_links', 'score_new_records',
+           'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship', 'merge_profiles',
+           'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers', 'last_merge_run',
+           'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
@@ -161,6 +162,27 @@ def cluster_records(records: pd.Series, edges: pd.DataFrame) -> pd.DataFrame:
     frame["cluster"] = frame.groupby("label").record_id.transform("min")
     return frame[["record_id", "cluster"]]
 
+def set_aside(std: pd.DataFrame, blocked: pd.DataFrame) -> pd.DataFrame:
+    """`std` with the `blocked` values emptied: shared by too many people to be anyone's identifier, they are no
+    evidence for the probabilistic pass either (3,000 profiles with the shop's phone would otherwise be one
+    candidate block, and the exact rules would claim every pair of them a match)."""
+    out = std.copy()
+    for key, values in blocked.groupby("identifier").value:
+        out[key] = out[key].mask(out[key].isin(set(values)))
+    return out
+
+def masked(value: str) -> str:
+    "A phone, e-mail or card for a message or a log: enough to recognise it, not to use it (+381…34, f…@gmail.com)."
+    local, at, domain = str(value).partition("@")
+    return f"{local[:1]}…@{domain}" if at else f"{value[:4]}…{value[-2:]}"
+
+def describe_blocked(blocked: pd.DataFrame, n: int = 3) -> str:
+    "The most shared blocked values, masked: 'phone_e164 +381…34 (3,000 records, 2,412 first names), …'."
+    top = blocked.sort_values("records", ascending=False).head(n)
+    shown = ", ".join(f"{r.identifier} {masked(r.value)} ({r.records:,} records, {r.first_names:,} first names)"
+                      for r in top.itertuples())
+    return shown + (f" and {len(blocked) - n:,} more" if len(blocked) > n else "")
+
 def _first_identifier(record_ids: pd.Series, edges: pd.DataFrame) -> pd.Series:
     "The identifier through which each record was first linked (None: a singleton)."
     by = pd.concat([edges[["a", "identifier"]].rename(columns={"a": "record_id"}),
@@ -183,6 +205,7 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
 import json, logging, tempfile, warnings
 from contextlib import contextmanager
 from .config import OPTION_BY_NAME
+from .core import remove_abandoned, scratch_name
 
 _MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
 
@@ -210,7 +233,8 @@ def _splink_db(memory_limit: str = _MEMORY_LIMIT):
     temporary folder, closed afterwards: DuckDB keeps its buffers until its connection closes."""
     import duckdb
     from splink import DuckDBAPI
-    with tempfile.TemporaryDirectory(prefix="loyalty-lab-splink-") as spill:
+    remove_abandoned(tempfile.gettempdir(), "loyalty-lab-")  # spill folders of a killed merge
+    with tempfile.TemporaryDirectory(prefix=scratch_name("loyalty-lab-") + "splink-") as spill:
         con = duckdb.connect()
         try:
             con.execute(f"SET memory_limit = '{memory_limit}'")
@@ -223,8 +247,28 @@ def _pairs_frame(predictions) -> pd.DataFrame:
     pairs = predictions.as_pandas_dataframe().rename(columns={"record_id_l": "a", "record_id_r": "b"})
     return pairs[_PAIR_COLUMNS]
 
+_PRIOR_RECALL = 0.8  # the share of true matches that share a phone or an e-mail (the sample: 0.97; real data less)
+_MAX_PRIOR = 0.99  # λ = 1 would make every pair a match whatever it disagrees on
+
+def _pairs_sharing(std: pd.DataFrame, *keys: str) -> int:
+    "Record pairs that agree on all of `keys` (none of them empty)."
+    sizes = std.dropna(subset=list(keys)).groupby(list(keys)).size()
+    return int((sizes * (sizes - 1) // 2).sum())
+
+def match_prior(std: pd.DataFrame, recall: float = _PRIOR_RECALL, max_records: int = 12) -> float:
+    """λ, the probability that two random records are one person: the pairs the exact rules link (same phone or
+    same e-mail) over the rules' `recall`, as Splink's `estimate_probability_two_random_records_match` counts
+    them — but never a ValueError. Capped: a person has at most `max_records` profiles, so at most n·(max_records − 1)/2
+    pairs match, and λ stays below 1; with nothing shared (a small or brand-new source) about one match in the data."""
+    n = len(std)
+    total = max(n * (n - 1) / 2, 1)
+    linked = (_pairs_sharing(std, "phone_e164") + _pairs_sharing(std, "email_key")
+              - _pairs_sharing(std, "phone_e164", "email_key"))
+    expected = min(linked / recall, n * (max_records - 1) / 2) if linked else 1
+    return min(expected / total, _MAX_PRIOR)
+
 def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42,
-                        memory_limit: str = _MEMORY_LIMIT) -> pd.DataFrame:
+                        memory_limit: str = _MEMORY_LIMIT, max_records: int = 12) -> pd.DataFrame:
     """Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`.
 
     The trained model (Splink's settings dictionary) is in `pairs.attrs["model"]`, for incremental runs
@@ -232,14 +276,11 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
     from splink import Linker
     if not 0 < threshold < 1:
         raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
-    # the prior comes from the exact rules; with nothing shared to learn it from (a small or brand-new
-    # source) assume about one match in the data
-    shared = any(std[c].dropna().duplicated().any() for c in ("phone_e164", "email_key"))
-    prior = {} if shared else {"probability_two_random_records_match": 1 / max(len(std) * (len(std) - 1) / 2, 1)}
+    prior = {"probability_two_random_records_match": match_prior(std, max_records=max_records)}
     with _splink_db(memory_limit) as db:
         linker = Linker(db.register(std[_SPLINK_COLUMNS]), _splink_settings(threshold, prior),
                         log_level=logging.ERROR)  # Splink's per-level training notes would flood notebooks and reports
-        skipped = _train(linker, shared, seed)
+        skipped = _train(linker, seed)
         pairs = _pairs_frame(linker.inference.predict(threshold_match_probability=threshold))
         pairs.attrs["model"] = linker.misc.save_model_to_json()
     if skipped:
@@ -249,13 +290,11 @@ def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 
     pairs.attrs["em_blocks_skipped"] = skipped
     return pairs
 
-def _train(linker, shared: bool, seed: int) -> list[str]:
-    "λ from the exact rules, u by random sampling, m by EM; the EM blocks skipped for lack of pairs."
+def _train(linker, seed: int) -> list[str]:
+    "u by random sampling, m by EM (λ is `match_prior`'s); the EM blocks skipped for lack of pairs."
     from splink import block_on
     from splink.internals.exceptions import EMTrainingException
     training = linker.training
-    if shared:
-        training.estimate_probability_two_random_records_match([block_on("phone_e164"), block_on("email_key")], recall=0.8)
     training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
     skipped = []
     for column in ("birth_date", "phone_e164"):
@@ -468,17 +507,47 @@ def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame,
                       "links, raise the match threshold or block the shared value", stacklevel=3)
     return stats
 
+def _merge_inputs(profiles, options) -> tuple[ibis.Table, MergeOptions]:
+    "The profiles as an Ibis table (a pandas DataFrame is taken as it is) and the options, checked."
+    if isinstance(profiles, pd.DataFrame):
+        profiles = ibis.memtable(profiles)
+    if not isinstance(profiles, ibis.Table):
+        raise LoyaltyLabError(f"merge_profiles: profiles must be a pandas DataFrame or an Ibis table in the profiles "
+                              f"contract, not {type(profiles).__name__}; read a file first (pd.read_csv) or pass "
+                              "warehouse.table('profiles')")
+    from loyalty_lab.contract import CONTRACT
+    missing = [c for c in ("source_system", "source_customer_id") if c not in profiles.columns]
+    if missing:
+        raise LoyaltyLabError(f"merge_profiles: profiles lack column(s) {', '.join(missing)}; the profiles contract "
+                              f"has {', '.join(CONTRACT['profiles'].column_names)} (see describe_contract('profiles'))")
+    absent = [c for c in CONTRACT["profiles"].column_names if c not in profiles.columns]
+    if absent:  # every other column may be missing: it is empty
+        profiles = profiles.mutate(**{c: ibis.null("string") for c in absent})
+    if options is not None and not isinstance(options, MergeOptions):
+        raise LoyaltyLabError(f"merge_profiles: options must be a MergeOptions, not {type(options).__name__}; "
+                              "e.g. MergeOptions(threshold=0.9)")
+    return profiles, options or MergeOptions()
+
+def _warn_blocked(blocked: pd.DataFrame, options: MergeOptions):
+    if len(blocked):
+        warnings.warn(f"profiles: {len(blocked):,} phone, e-mail or card value(s) are shared by more than "
+                      f"{options.max_first_names} first names or {options.max_records} records — households or junk "
+                      f"values — and link nobody: {describe_blocked(blocked)}; if one is really one person's, raise "
+                      "[profiles] max_first_names / max_records", stacklevel=3)
+
 def merge_profiles(profiles: ibis.Table, options: MergeOptions | None = None) -> tuple[pd.DataFrame, dict]:
     """Standardise, link deterministically and probabilistically, cluster under the guards:
     (record_id → cluster with `linked_by`, run statistics).
 
     Clusters larger than `options.max_cluster_size` are reported in `stats["oversized_clusters"]` with a
     warning: a person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
-    options = options or MergeOptions()
+    profiles, options = _merge_inputs(profiles, options)
     std = standardise(profiles, options.default_country).to_pandas()  # computed once, used by both passes
     decisions = _decisions(std, options)  # checked before the heavy work
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
-    pairs = probabilistic_links(std, options.threshold, options.seed, options.memory_limit)
+    _warn_blocked(blocked, options)
+    pairs = probabilistic_links(set_aside(std, blocked), options.threshold, options.seed, options.memory_limit,
+                                options.max_records)
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
     stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"])
     return clusters, stats
@@ -613,7 +682,9 @@ class MergeRun:
                     "since the last run)")
         return (f"profiles merged ({self.mode}): {s['records']:,} records → {s['customers']:,} customers; "
                 f"{s['new_records']:,} new, {s['changed_records']:,} changed, {s['removed_records']:,} removed records; "
-                f"{s['merges']} merges, {s['splits']} splits of earlier ids; largest customer {s['largest_cluster']} records")
+                f"{s['merges']} merges, {s['splits']} splits of earlier ids; largest customer {s['largest_cluster']} records"
+                + (f"; {s['blocked_values']:,} shared value(s) set aside (households, junk), linking nobody: "
+                   f"{s['blocked_summary']}" if s.get("blocked_values") else ""))
 
 def _previous_state(con) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict | None, int]:
     "Stored keys, crosswalk, links, model and last customer number (empty on the first run)."
@@ -668,17 +739,18 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     mode = "full" if full or model is None or previous.empty else "incremental"
     decisions = _decisions(std, options)
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
+    evidence = set_aside(std, blocked)  # what Splink may compare: no household or junk values
     em_skipped: list = []
     progress("merge: deterministic links")
     if mode == "full":
         progress("merge: training the match model and scoring pairs")
-        pairs = probabilistic_links(std, options.threshold, options.seed, options.memory_limit)
+        pairs = probabilistic_links(evidence, options.threshold, options.seed, options.memory_limit, options.max_records)
         model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
     else:
         progress("merge: scoring new and changed profiles")
         kept = stored_links[(stored_links.kind == "probabilistic") & ~stored_links.a.isin(touched | removed)
                             & ~stored_links.b.isin(touched | removed)]
-        fresh = score_new_records(std, touched, model, options.threshold, options.memory_limit) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
+        fresh = score_new_records(evidence, touched, model, options.threshold, options.memory_limit) if touched else pd.DataFrame(columns=_PAIR_COLUMNS)
         pairs = pd.concat([kept[_PAIR_COLUMNS], fresh], ignore_index=True)
     progress("merge: clustering records into customers")
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
@@ -700,7 +772,9 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
                  new_customers=len(set(sizes.index) - set(previous.get("customer_id", ()))),
                  merges=int((changes.event == "merge").sum()), splits=int((changes.event == "split").sum()),
                  largest_customers=sizes.head(5).to_dict(), oversized_clusters={
-                     ids[c]: n for c, n in stats["oversized_clusters"].items()}, blocked=blocked.head(20).to_dict("records"))
+                     ids[c]: n for c, n in stats["oversized_clusters"].items()},
+                 blocked=blocked.nlargest(20, "records").assign(value=blocked.value.map(masked)).to_dict("records"),
+                 blocked_summary=describe_blocked(blocked))
     run_id = uuid.uuid4().hex[:12]
     at = pd.Timestamp.now(tz="UTC")
     progress("merge: writing customers to the warehouse")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 import ibis
 import pandas as pd
-from .core import LoyaltyLabError, read_yaml_list, remove_abandoned, scratch_name
+from .core import LoyaltyLabError, _alive, read_yaml_list, remove_abandoned, scratch_name
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse
@@ -21,8 +21,8 @@ from .summary import customer_lines, line_amount
 __all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_COLUMNS', 'REPORT_NAME', 'data_coverage',
            'quarantine_summary', 'monthly_sales', 'ReportRun', 'segment_columns', 'check_parameters',
            'check_output_dir', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
-           'template_sections', 'ReportKernel', 'check_report', 'run_report', 'swap_in', 'RunOutcome', 'read_run_list',
-           'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'html_table']
+           'template_sections', 'ReportKernel', 'check_report', 'run_report', 'swap_in', 'restore_aside', 'RunOutcome',
+           'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'html_table']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -379,7 +379,7 @@ def swap_in(new: Path, final: Path):
     if not final.exists():
         os.replace(new, final)
         return
-    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:6]}")
+    old = final.with_name(f"{scratch_name('.old-')}{final.name}-{uuid.uuid4().hex[:6]}")  # see restore_aside
     os.replace(final, old)
     try:
         os.replace(new, final)
@@ -387,6 +387,23 @@ def swap_in(new: Path, final: Path):
         os.replace(old, final)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+def restore_aside(out_root: Path) -> list[Path]:
+    """Put back the reports a killed `swap_in` left renamed aside (`.old-<pid>-<run>-…` of a process that is gone, with
+    no `<run>` beside it: killed between its two renames); delete those whose new report did arrive. Returns the
+    folders restored."""
+    restored = []
+    for aside in Path(out_root).glob(".old-*"):
+        m = re.fullmatch(r"\.old-(\d+)-(.+)-[0-9a-f]{6}", aside.name)
+        if not m or not aside.is_dir() or _alive(int(m.group(1))):
+            continue
+        final = aside.with_name(m.group(2))
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, final)
+            restored.append(final)
+    return restored
 
 def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
              progress: Callable[[str], None] | None = None) -> Path:
@@ -399,6 +416,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
     final = out_root / run_id
     out_root.mkdir(parents=True, exist_ok=True)
     remove_abandoned(out_root, ".tmp-")  # left by a killed report run
+    restore_aside(out_root)  # a last good report a killed run had renamed aside
     work = out_root / f"{scratch_name('.tmp-')}{run_id}-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True)
     executed = work / f"{REPORT_NAME}.ipynb"

@@ -158,7 +158,13 @@ class RFM:
 
     def fit(self, summary: pd.DataFrame) -> "RFM":
         _check_summary(summary)
+        if summary.empty:
+            raise LoyaltyLabError("RFM fit: the summary has no customers; summarize order lines up to an as_of after "
+                                  "the first purchase")
         buyers = summary[summary.purchase_days > 0]
+        if buyers.empty:
+            raise LoyaltyLabError(f"RFM fit: none of the {len(summary):,} customers of the summary bought anything by "
+                                  "its as_of, so there is nothing to rank; choose a later as_of or check the order lines")
         self.thresholds_ = {k: np.asarray(self.breakpoints[k], float) if k in self.breakpoints
                             else _thresholds(buyers[col], self.bins) for k, col in _VALUE_OF.items()}
         self.fitted_as_of_ = summary.attrs.get("as_of")
@@ -199,9 +205,16 @@ class RFM:
         return self.fit(summary).transform(summary)
 
 def _check_summary(summary):
-    missing = [c for c in _VALUE_OF.values() if c not in getattr(summary, "columns", ())]
+    if not isinstance(summary, pd.DataFrame):
+        raise LoyaltyLabError(f"RFM needs a customer summary (a DataFrame from `summarize`), not {type(summary).__name__}")
+    missing = [c for c in _VALUE_OF.values() if c not in summary.columns]
     if missing:
         raise LoyaltyLabError(f"RFM needs a customer summary (`summarize`); columns missing: {', '.join(missing)}")
+    wrong = [f"{c} ({summary[c].dtype})" for c in _VALUE_OF.values()
+             if not pd.api.types.is_numeric_dtype(summary[c]) or pd.api.types.is_bool_dtype(summary[c])]
+    if wrong:
+        raise LoyaltyLabError(f"RFM: summary column(s) {', '.join(wrong)} are not numbers; build the summary with "
+                              "`summarize` rather than reading it back as text")
 
 # %% ../notebooks/11_rfm.ipynb #3aeb4beb
 @dataclass

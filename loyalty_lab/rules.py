@@ -161,14 +161,28 @@ def evaluate_segments(view, rules: list[RuleSegment], *, key: str | None = None,
     "Evaluate `rules` over `view` (DataFrame, Parquet path or ibis table) in the engine; see above."
     import warnings
     if isinstance(view, (str, Path)):
+        if not Path(view).is_file():
+            raise LoyaltyLabError(f"segments: the view {view} does not exist; pass the Parquet file written by "
+                                  "`loyalty-lab view360 --out`, or the DataFrame of customer_360()")
         table = ibis.read_parquet(str(view))
     elif isinstance(view, pd.DataFrame):
         table = ibis.memtable(view.reset_index() if view.index.name else view)
-    else:
+    elif isinstance(view, ibis.Table):
         table = view
+    else:
+        raise LoyaltyLabError(f"segments: the view must be a DataFrame (customer_360()), a Parquet path or an Ibis "
+                              f"table, not {type(view).__name__}")
+    if key is not None and key not in table.columns:
+        raise LoyaltyLabError(f"segments: key = {key!r} is not a column of the view; its columns include "
+                              f"{', '.join(table.columns[:8])}")
     key = key or next((c for c in ("customer_key", "customer_id") if c in table.columns), None)
     if key is None:
         raise LoyaltyLabError(f"segments: the view has neither customer_key nor customer_id; pass key=<column>")
+    if isinstance(rules, RuleSegment):
+        rules = [rules]
+    if isinstance(rules, (str, Path, dict)) or not all(isinstance(r, RuleSegment) for r in rules or ()):
+        raise LoyaltyLabError(f"segments: rules must be a list of RuleSegment, not {type(rules).__name__}; read a "
+                              "definitions file with read_segment_rules(path), or write [RuleSegment('name', 'age >= 25')]")
     if not rules:
         raise LoyaltyLabError("segments: no segment definitions given")
     flags = {f"_s{i}": rule_condition(r.where, table, r.name) for i, r in enumerate(rules)}

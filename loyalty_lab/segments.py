@@ -250,6 +250,11 @@ def _unique_names(names: list[str], distinctive: list[pd.Series]) -> list[str]:
 
 _PROFILE_MEDIANS = ("recency_days", "orders", "aov", "total_spend", "promo_share", "categories_bought")
 
+def _check_features(features, what: str):
+    if not isinstance(features, pd.DataFrame):
+        raise LoyaltyLabError(f"segments {what}: needs customer features (a DataFrame from behaviour_features()), "
+                              f"not {type(features).__name__}")
+
 @dataclass
 class Segmenter:
     "Behavioural segments: scale, cluster (k-means or Gaussian mixture, k chosen or given), profile, name, assign."
@@ -269,6 +274,7 @@ class Segmenter:
 
     def fit(self, features: pd.DataFrame) -> "Segmenter":
         from sklearn.metrics import silhouette_score
+        _check_features(features, "fit")
         n = len(features)
         ks = [k for k in ([self.k] if self.k != "auto" else self.k_range) if n >= 10 * k]
         if not ks:
@@ -336,6 +342,10 @@ class Segmenter:
 
     def assign(self, features: pd.DataFrame) -> pd.Series:
         "The segment of each customer in `features`, with the fitted scaler and model (no refit)."
+        if not hasattr(self, "model_"):
+            raise LoyaltyLabError("segments: the Segmenter is not fitted; call fit(features) first, or "
+                                  "Segmenter.load(path) for segments saved earlier")
+        _check_features(features, "assign")
         missing = [c for c in self.columns_ if c not in features.columns]
         if missing:
             raise LoyaltyLabError(f"segments: the features lack {', '.join(missing)}, which the model was fitted on; "
@@ -373,6 +383,7 @@ class Lookalikes:
     "Rank customers by similarity to a seed list, or find the customers nearest to one customer."
 
     def __init__(self, features: pd.DataFrame, groups=tuple(FEATURE_GROUPS), seed: int = 42):
+        _check_features(features, "lookalikes")
         X, self.scaler_, self.columns_ = scale_features(features[feature_columns(features, groups)])
         self.X = np.ascontiguousarray(X, dtype=np.float32)
         self.index = features.index

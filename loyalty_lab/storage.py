@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools, os, re, secrets, struct, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from .core import LoyaltyLabError
+from .core import LoyaltyLabError, remove_abandoned, scratch_name
 
 # %% auto #0
 __all__ = ['PUBLIC_SALTS', 'storage_releases', 'StorageVersion', 'read_storage_version', 'InstalledStorage', 'installed_storage',
@@ -90,7 +90,8 @@ class InstalledStorage:
 def installed_storage() -> InstalledStorage:
     "What the installed duckdb reads and writes, measured on two empty databases in a temporary folder."
     import duckdb
-    with tempfile.TemporaryDirectory(prefix="loyalty-lab-storage-") as tmp:
+    remove_abandoned(tempfile.gettempdir(), "loyalty-lab-")  # probes (and other scratch) of killed processes
+    with tempfile.TemporaryDirectory(prefix=scratch_name("loyalty-lab-") + "storage-") as tmp:
         files = {"default": Path(tmp) / "default.duckdb", "latest": Path(tmp) / "latest.duckdb"}
         con = duckdb.connect()
         try:

@@ -23,7 +23,12 @@ SUMMARY_COLUMNS = ("first_purchase", "last_purchase", "days_since_last_purchase"
                    "monetary_value", "gross_spend", "return_orders", "returns_value", "total_spend", "aov")
 
 def _table(lines) -> ibis.Table:
-    return ibis.memtable(lines) if isinstance(lines, pd.DataFrame) else lines
+    if isinstance(lines, pd.DataFrame):
+        return ibis.memtable(lines)
+    if not isinstance(lines, ibis.Table):
+        raise LoyaltyLabError(f"order lines must be a pandas DataFrame or an Ibis table (e.g. customer_lines(warehouse)), "
+                              f"not {type(lines).__name__}")
+    return lines
 
 def _columns(t: ibis.Table, customer_id: str, ts: str, amount: str, order_id: str | None, what: str) -> ibis.Table:
     "The lines with standard columns _c, _ts, _amount, _order, after checking names and types."

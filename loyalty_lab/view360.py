@@ -10,7 +10,7 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
 from .profiles import MergeOptions, golden_records, merged_crosswalk
-from .summary import engine_time, line_amount
+from .summary import _when, engine_time, line_amount
 from .warehouse import Warehouse
 
 # %% auto #0
@@ -108,8 +108,13 @@ def customer_360(warehouse: Warehouse | None = None, settings=None, *, as_of=Non
     who bought by `as_of`, profile attributes empty). Without `include_pii` (the default from
     settings), names, contacts, birth date, address, card and record lineage are left out and `customer_id`
     is replaced by a pseudonymous `customer_key`. `save=True` keeps the full view as table `customer_360`."""
+    if warehouse is not None and not isinstance(warehouse, Warehouse):
+        raise LoyaltyLabError(f"customer_360: warehouse must be a Warehouse, not {type(warehouse).__name__}; "
+                              "e.g. customer_360(Warehouse('data/warehouse.duckdb')), or leave it out for settings.ini's")
+    if include_pii is not None and not isinstance(include_pii, bool):
+        raise LoyaltyLabError(f"customer_360: include_pii = {include_pii!r}; give True or False")
     s = settings or load_settings()
-    when = resolve_as_of(as_of, s.locale.timezone) if as_of is not None else s.as_of()
+    when = _when(as_of, s.locale.timezone) if as_of is not None else s.as_of()  # summarize's check: 2024-13-01 is refused
     pii = s.report.include_pii if include_pii is None else include_pii
     wh = warehouse or Warehouse.open(s, read_only=not save)
     try:
