@@ -44,8 +44,16 @@ def source_files(spec: SourceSpec) -> list[Path]:
                                   f"{preview(other, 3)}; narrow the pattern (e.g. *.csv) or export them as CSV")
         return files
     if spec.path.is_dir():
+        # an .xlsx or .csv.gz among the month's CSVs would be a month silently missing: refused (hidden files aside)
+        other = sorted(p.name for p in spec.path.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() not in CSV_SUFFIXES | PARQUET_SUFFIXES)
+        if other:
+            raise LoyaltyLabError(f"{spec.where} path = {text}: the folder also holds files that are neither CSV nor "
+                                  f"Parquet: {preview(other, 3)}; export them as CSV, move them out, or narrow the "
+                                  f"path to a pattern such as {Path(text) / '*.csv'}")
         files = sorted(p.resolve() for p in spec.path.iterdir()
                        if p.is_file() and p.suffix.lower() in CSV_SUFFIXES | PARQUET_SUFFIXES)
+
         if not files:
             raise LoyaltyLabError(f"{spec.where} path = {text}: the folder has no CSV ({', '.join(sorted(CSV_SUFFIXES))}) "
                                   f"or Parquet ({', '.join(sorted(PARQUET_SUFFIXES))}) files")
