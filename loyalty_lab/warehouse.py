@@ -98,7 +98,9 @@ class LoadReport:
         if self.ignored_columns:
             lines.append(f"  columns not in the contract, not loaded: {', '.join(self.ignored_columns)}")
         if self.orphan_lines:
-            lines.append(f"  {self.orphan_lines:,} lines of customers without a profile (no profile has their "
+            lines.append(f"  {self.orphan_lines:,} line{'s' * (self.orphan_lines != 1)} of customers without a "
+                         "profile (no profile has their "
+
                          "source_system and source_customer_id): loaded, as real sales, but those customers have no "
                          "name, contact, consent or city. A profiles export that is incomplete or of another "
                          "system? The report's Data quality section shows their share of revenue")
