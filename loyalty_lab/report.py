@@ -14,7 +14,6 @@ from .core import LoyaltyLabError, read_yaml_list, remove_abandoned, scratch_nam
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .warehouse import Warehouse, orphan_lines
-
 from .profiles import merged_crosswalk
 from .summary import customer_lines, line_amount
 
@@ -75,7 +74,6 @@ def orphan_summary(wh: Warehouse) -> dict:
     revenue = float(found.revenue) if found.lines else 0.0
     return {"lines": int(found.lines), "customers": int(found.customers), "revenue": revenue,
             "revenue_share": revenue / float(total) if found.lines and total else 0.0}
-
 
 # %% ../notebooks/04_report.ipynb #cd517ced
 REPORT_SETTINGS = {"as_of": "run.as_of", "warehouse": "warehouse.path", "segment_map": "rfm.segment_map",

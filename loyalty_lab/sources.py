@@ -53,7 +53,6 @@ def source_files(spec: SourceSpec) -> list[Path]:
                                   f"path to a pattern such as {Path(text) / '*.csv'}")
         files = sorted(p.resolve() for p in spec.path.iterdir()
                        if p.is_file() and p.suffix.lower() in CSV_SUFFIXES | PARQUET_SUFFIXES)
-
         if not files:
             raise LoyaltyLabError(f"{spec.where} path = {text}: the folder has no CSV ({', '.join(sorted(CSV_SUFFIXES))}) "
                                   f"or Parquet ({', '.join(sorted(PARQUET_SUFFIXES))}) files")
@@ -101,7 +100,6 @@ def _check_header(path: Path, header: list[str]):
                                   "export, or delete one if both hold the same data")
         seen[h.strip().lower()] = i
 
-
 # %% ../notebooks/02a_sources.ipynb #2b19429b
 def _suggest_encoding(data: bytes) -> str:
     for enc in ("utf-8", "cp1250", "cp1251", "iso8859_2"):
@@ -124,7 +122,6 @@ def _refuse_non_text(path: Path, head: bytes, encoding: str):
         if head.startswith(signature):
             raise LoyaltyLabError(f"{path}: this is not CSV text but {what}; nothing was loaded")
     if head.startswith(b"PK\x03\x04"):
-
         raise LoyaltyLabError(f"{path}: this is a zip archive — an Excel workbook (.xlsx) under a .csv name? Open it "
                               "in Excel and save it as CSV (UTF-8), or export CSV from the system it came from")
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) and not encoding.startswith("utf-16"):
@@ -253,11 +250,9 @@ def _csv_error_words(error: str, delimiter: str) -> str | None:
                "in an unquoted value")
         return (f"{at} has {found} fields where the header has {expected}: {why}. Fix {at} in the export, or check "
                 "the source's delimiter; nothing was loaded")
-
     return None
 
 def _sql_str(v: Any) -> str:
-
     return str(v).replace("'", "''")
 
 def _header_spec(path: Path, delimiter: str) -> str:
@@ -469,7 +464,6 @@ def bound_settings(settings: Settings | None = None) -> dict[str, float]:
     return {k: float(getattr(settings.warehouse, k) if settings else OPTION_BY_NAME[f"warehouse.{k}"].default)
             for k in sorted(keys)}
 
-
 def _problem(col: Column, value, parsed, date_format: str, decimal: str = ".",
              bounds: Mapping[str, float] | None = None):
     "The reason this column makes the row invalid, or NULL (`bounds`: see `column_bound`)."
@@ -496,7 +490,6 @@ def _problem(col: Column, value, parsed, date_format: str, decimal: str = ".",
     if (bound := column_bound(col, bounds)) is not None:  # by size: a return of -1e12 is no more real than a sale
         rules.append((parsed.abs() > bound, bound_reason(col.maximum_setting, bound,
                                                          col.minimum is None or col.minimum < 0)))
-
     if not rules:
         return ibis.null("string")
     return ibis.cases(*rules, else_=ibis.null("string"))

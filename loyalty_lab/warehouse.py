@@ -100,12 +100,10 @@ class LoadReport:
         if self.orphan_lines:
             lines.append(f"  {self.orphan_lines:,} line{'s' * (self.orphan_lines != 1)} of customers without a "
                          "profile (no profile has their "
-
                          "source_system and source_customer_id): loaded, as real sales, but those customers have no "
                          "name, contact, consent or city. A profiles export that is incomplete or of another "
                          "system? The report's Data quality section shows their share of revenue")
         return "\n".join(lines)
-
 
     __str__ = summary
 
@@ -187,7 +185,6 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
                 for c in contract.columns}
     if (line_amount := line_amount_problem(contract, parsed, problems, bounds)) is not None:
         raw_values["line_amount"], problems["line_amount"] = line_amount
-
     load_id = f"{table}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
 
     record = ibis.struct({src: t[src] for src in t.columns if src != "_line"}).cast("json").cast("string")
@@ -294,7 +291,6 @@ class Warehouse:
         self.read_only = read_only
         self.timezone = timezone
         self.bounds = {**bound_settings(), **{k: float(v) for k, v in (bounds or {}).items()}}  # max_quantity …
-
         self.con = _connect(self.path, read_only, lock_timeout)
         self.con.raw_sql(f"SET TimeZone = '{_sql_str(timezone)}'")
         self.con.raw_sql(f"SET memory_limit = '{_sql_str(memory_limit)}'")  # beyond it DuckDB spills to <path>.tmp
@@ -442,7 +438,6 @@ class Warehouse:
                 p.report.orphan_lines = int(orphans.filter(orphans._source == p.source).count().to_pyarrow().as_py())
         return [p.report for p in prepared]
 
-
     def _drop_staging(self):
         "Drop every temporary staging table, also those a failed load left behind."
         sql = self.con.con.execute
@@ -473,7 +468,6 @@ def orphan_lines(wh: Warehouse) -> ibis.Table:
     if profiles.count().to_pyarrow().as_py() == 0:
         return lines.limit(0)
     return lines.anti_join(profiles, ["source_system", "source_customer_id"])
-
 
 # %% ../notebooks/03_warehouse.ipynb #779ef72d
 def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | None = None,
