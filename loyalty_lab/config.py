@@ -86,6 +86,12 @@ OPTIONS: tuple[Option, ...] = (
            "Largest share of a file's rows that may be quarantined before the whole load fails", minimum=0, maximum=1),
     Option("warehouse", "memory_limit", "memory", "2GB",
            "Memory each DuckDB connection (the warehouse; Splink's scoring) may use before spilling to disk"),
+    # sizes no shop has: rows beyond them are quarantined (a typo, a shifted column), each with the setting to raise
+    Option("warehouse", "max_quantity", "float", 100_000.0,
+           "Largest quantity of an order line (a return's too, by size); larger ones are rejected", minimum=1),
+    Option("warehouse", "max_unit_price", "float", 1e7, "Largest unit price; larger ones are rejected", minimum=1),
+    Option("warehouse", "max_line_amount", "float", 1e8,
+           "Largest quantity × unit price of one order line (by size); larger lines are rejected", minimum=1),
     # locale
     Option("locale", "currency", "currency", "RSD", "Currency of all money amounts"),
     Option("locale", "timezone", "timezone", "Europe/Belgrade", "Time zone for timestamps written without an offset"),

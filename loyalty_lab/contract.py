@@ -26,6 +26,9 @@ class Column:
     allowed: tuple[str, ...] | None = None  # closed vocabulary (compared case-insensitively)
     pii: bool = False  # personal data: kept out of reports and exports unless a run asks for it
     minimum: float | None = None  # smallest allowed value for numbers
+    # the [warehouse] setting bounding the value's size (either sign; a 1e12 quantity is a typo, not a sale), e.g.
+    # 'max_quantity': the bound is the lab's to set, so the contract names the setting rather than a number
+    maximum_setting: str | None = None
     # what a source without this column gets: a constant ('store', 1) or an expression over the canonical
     # columns, `_file` (the file's path in the lab), `_line` (the row's number in the file) and `_line_in_order`
     # (its number among the rows of its order), as in a source's mapping
@@ -103,8 +106,10 @@ ORDER_LINES = TableContract(
         Column("store_id", "string", "Store (or web/app shop) id"),
         Column("product_id", "string", "Product / SKU", required=True, default="'all'"),
         Column("category", "string", "Product category", required=True, default="'all'"),
-        Column("quantity", "decimal", "Units; negative for a return", required=True, default="1"),
-        Column("unit_price", "decimal", "Price per unit before discount", required=True, minimum=0),
+        Column("quantity", "decimal", "Units; negative for a return", required=True, default="1",
+               maximum_setting="max_quantity"),
+        Column("unit_price", "decimal", "Price per unit before discount", required=True, minimum=0,
+               maximum_setting="max_unit_price"),
         Column("discount", "decimal", "Money taken off the line", minimum=0),
         Column("on_promo", "boolean", "Was the item on promotion"),
         Column("promo_type", "string", "Kind of promotion", allowed=PROMO_TYPES),
@@ -162,6 +167,7 @@ def describe_contract(table: str | None = None) -> pd.DataFrame:
             rows.append({"table": t.name, "column": c.name, "type": c.dtype,
                          "required": c.required, "primary_key": c.name in t.primary_key,
                          "allowed": ", ".join(c.allowed) if c.allowed else "", "default": c.default or "",
+                         "bounded_by": f"[warehouse] {c.maximum_setting}" if c.maximum_setting else "",
                          "pii": c.pii, "description": c.description})
     if not rows:
         raise LoyaltyLabError(f"unknown table {table!r}; the contract has {', '.join(CONTRACT)}")

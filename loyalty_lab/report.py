@@ -13,13 +13,13 @@ import pandas as pd
 from .core import LoyaltyLabError, _alive, read_yaml_list, remove_abandoned, scratch_name
 from .contract import CONTRACT
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
-from .warehouse import Warehouse
+from .warehouse import Warehouse, orphan_lines
 from .profiles import merged_crosswalk
 from .summary import customer_lines, line_amount
 
 # %% auto #0
 __all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_COLUMNS', 'REPORT_NAME', 'data_coverage',
-           'quarantine_summary', 'monthly_sales', 'ReportRun', 'segment_columns', 'check_parameters',
+           'quarantine_summary', 'monthly_sales', 'orphan_summary', 'ReportRun', 'segment_columns', 'check_parameters',
            'check_output_dir', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
            'template_sections', 'ReportKernel', 'check_report', 'run_report', 'swap_in', 'restore_aside', 'RunOutcome',
            'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'html_table']
@@ -61,6 +61,20 @@ def monthly_sales(wh: Warehouse) -> pd.DataFrame:
     m = t.group_by("month").aggregate(revenue=t.revenue.sum(), orders=t.order_id.nunique(),
                                       customers=(t.source_system.concat(":", t.source_customer_id)).nunique())
     return m.order_by("month").to_pandas()
+
+# %% ../notebooks/04_report.ipynb #1bcb9973
+def orphan_summary(wh: Warehouse) -> dict:
+    """Order lines of customers without a profile (see `loyalty_lab.warehouse.orphan_lines`), in the whole warehouse:
+    lines, customers, their net revenue and its share of all revenue. All zero when there are none."""
+    lines = wh.table("order_lines")
+    orphans = orphan_lines(wh)
+    found = orphans.aggregate(lines=orphans.count(), revenue=line_amount(orphans).sum(),
+                              customers=orphans.source_system.concat(":", orphans.source_customer_id).nunique()
+                              ).to_pandas().iloc[0]
+    total = lines.aggregate(revenue=line_amount(lines).sum()).to_pandas().revenue.iloc[0]
+    revenue = float(found.revenue) if found.lines else 0.0
+    return {"lines": int(found.lines), "customers": int(found.customers), "revenue": revenue,
+            "revenue_share": revenue / float(total) if found.lines and total else 0.0}
 
 # %% ../notebooks/04_report.ipynb #cd517ced
 REPORT_SETTINGS = {"as_of": "run.as_of", "warehouse": "warehouse.path", "segment_map": "rfm.segment_map",

@@ -8,19 +8,20 @@ import ast, codecs, csv, difflib, glob, operator, re, tempfile, uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 from .core import LoyaltyLabError, preview, scratch_name
 from .contract import CONTRACT, Column, TableContract
-from .config import (BOOLEAN_TEXT, MAPPING_SYNTAX, Settings, SourceSpec, check_constant, load_settings,
-                                mapping_constant)
+from .config import (BOOLEAN_TEXT, MAPPING_SYNTAX, OPTION_BY_NAME, Settings, SourceSpec, check_constant,
+                                load_settings, mapping_constant)
 
 # %% auto #0
-__all__ = ['CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'MAX_EXPRESSION_PARTS', 'NO_SOURCES', 'source_files', 'file_columns',
-           'ColumnSource', 'expression_names', 'mapping_expression', 'plan_columns', 'typed_dates', 'mapped_columns',
+__all__ = ['CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'MAX_EXPRESSION_PARTS', 'LINE_AMOUNT', 'NO_SOURCES', 'source_files',
+           'file_columns', 'ColumnSource', 'expression_names', 'mapping_expression', 'plan_columns', 'column_bound',
+           'bound_reason', 'bound_settings', 'line_amount_problem', 'typed_dates', 'mapped_columns',
            'check_date_format', 'project_relative', 'source_loads', 'SourceCheck', 'check_sources']
 
 # %% ../notebooks/02a_sources.ipynb #5e219d75
@@ -43,6 +44,13 @@ def source_files(spec: SourceSpec) -> list[Path]:
                                   f"{preview(other, 3)}; narrow the pattern (e.g. *.csv) or export them as CSV")
         return files
     if spec.path.is_dir():
+        # an .xlsx or .csv.gz among the month's CSVs would be a month silently missing: refused (hidden files aside)
+        other = sorted(p.name for p in spec.path.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() not in CSV_SUFFIXES | PARQUET_SUFFIXES)
+        if other:
+            raise LoyaltyLabError(f"{spec.where} path = {text}: the folder also holds files that are neither CSV nor "
+                                  f"Parquet: {preview(other, 3)}; export them as CSV, move them out, or narrow the "
+                                  f"path to a pattern such as {Path(text) / '*.csv'}")
         files = sorted(p.resolve() for p in spec.path.iterdir()
                        if p.is_file() and p.suffix.lower() in CSV_SUFFIXES | PARQUET_SUFFIXES)
         if not files:
@@ -74,7 +82,23 @@ def file_columns(path: Path, encoding: str = "utf-8", delimiter: str = ",") -> l
     header = next(csv.reader(lines[:1], delimiter=delimiter), [])
     if not any(h.strip() for h in header):
         raise LoyaltyLabError(f"{path}: the first line has no column names; the file needs a header row")
+    _check_header(path, header)
     return header
+
+def _check_header(path: Path, header: list[str]):
+    "Every column named, and no name twice (as DuckDB, which reads the file, compares names: ignoring case)."
+    for i, h in enumerate(header, 1):
+        if not h.strip():
+            after = f", after {header[i - 2]!r}" if i > 1 and header[i - 2].strip() else ""
+            raise LoyaltyLabError(f"{path}: column {i} of the header has no name{after}; name it in the export, or "
+                                  "delete the column if it is empty (a spreadsheet's stray last column often is)")
+    seen: dict[str, int] = {}
+    for i, h in enumerate(header, 1):
+        if h.strip().lower() in seen:
+            raise LoyaltyLabError(f"{path}: the header names {h.strip()!r} twice (columns {seen[h.strip().lower()]} "
+                                  f"and {i}; names compared ignoring case and spaces); rename one of them in the "
+                                  "export, or delete one if both hold the same data")
+        seen[h.strip().lower()] = i
 
 # %% ../notebooks/02a_sources.ipynb #2b19429b
 def _suggest_encoding(data: bytes) -> str:
@@ -86,8 +110,17 @@ def _suggest_encoding(data: bytes) -> str:
             pass
     return "latin-1"
 
+# signatures of files that turn up under a .csv name, and what to do with each
+_NOT_TEXT = {b"\x1f\x8b": "compressed with gzip; unpack it first (gunzip, 7-Zip) and point the source at the CSV inside",
+             b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls); open it in Excel and save it as CSV (UTF-8)",
+             b"PAR1": "a Parquet file; name it .parquet and the lab reads it as Parquet",
+             b"%PDF": "a PDF document, not a data export; export the data as CSV from the system it came from"}
+
 def _refuse_non_text(path: Path, head: bytes, encoding: str):
     "A file that is no CSV text at all gets a message that says what it is, not an encoding hint."
+    for signature, what in _NOT_TEXT.items():
+        if head.startswith(signature):
+            raise LoyaltyLabError(f"{path}: this is not CSV text but {what}; nothing was loaded")
     if head.startswith(b"PK\x03\x04"):
         raise LoyaltyLabError(f"{path}: this is a zip archive — an Excel workbook (.xlsx) under a .csv name? Open it "
                               "in Excel and save it as CSV (UTF-8), or export CSV from the system it came from")
@@ -188,12 +221,36 @@ def _stage(con, source: Any, label: str, encoding: str, delimiter: str, tmpdir: 
         raw.execute(f"CREATE TEMP TABLE {name} AS SELECT CAST(rowid AS BIGINT) + 2 AS _line, * FROM {name}_text")
         raw.execute(f"DROP TABLE {name}_text")
     except (duckdb.Error,) as e:
-        raise LoyaltyLabError(f"{label}: cannot be read as {suffix.lstrip('.')}: {str(e).splitlines()[0]}") from None
+        said = _csv_error_words(str(e), delimiter) if suffix in CSV_SUFFIXES else None
+        raise LoyaltyLabError(f"{label}: " + (said or f"cannot be read as {suffix.lstrip('.')}: "
+                                                       f"{str(e).splitlines()[0]}")) from None
     n = raw.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
     if n == 0:
         raise LoyaltyLabError(f"{label}: the file has a header but no data rows; nothing was loaded "
                               "(an empty export would otherwise wipe the previous load)")
     return name
+
+def _csv_error_words(error: str, delimiter: str) -> str | None:
+    "DuckDB's CSV error in plain words: the line, what is wrong with it and what to do (None: not one we know)."
+    line = re.search(r"CSV Error on Line: (\d+)", error)
+    at = f"line {line.group(1)}" if line else "a line"  # DuckDB counts the header as line 1, as an editor does
+    if size := re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size: ?(\d+)", error):
+        return (f"{at} is {int(size.group(2)) / 1e6:.1f} MB long, more than the {int(size.group(1)) / 1e6:g} MB a row "
+                "may have: a field holding a whole document or image, or a quote (\") opened and never closed so that "
+                f"many lines ran into one value. Look at {at}: leave the oversized field out of the export, or fix "
+                "its quoting; nothing was loaded")
+    if "unterminated quote" in error:
+        return (f"{at} opens a quote (\") that is never closed, so the rest of the file would be one value. Fix the "
+                f"quoting at {at} in the export (a quote inside a quoted value is written twice: \"\"); "
+                "nothing was loaded")
+    if fields := re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", error):
+        expected, found = int(fields.group(1)), int(fields.group(2))
+        why = (f"a value holding the delimiter {delimiter!r} without quotes around it (values containing it must "
+               "be quoted)" if found > expected else "a row cut short, or broken over two lines by a line break "
+               "in an unquoted value")
+        return (f"{at} has {found} fields where the header has {expected}: {why}. Fix {at} in the export, or check "
+                "the source's delimiter; nothing was loaded")
+    return None
 
 def _sql_str(v: Any) -> str:
     return str(v).replace("'", "''")
@@ -387,8 +444,29 @@ def _parse(col: Column, value, decimal: str, date_format: str, timezone: str | N
         return _wall_clock_in(timezone, parsed)
     return parsed.cast(target)
 
-def _problem(col: Column, value, parsed, date_format: str, decimal: str = "."):
-    "The reason this column makes the row invalid, or NULL."
+def _amount(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:g}"
+
+def column_bound(col: Column, bounds: Mapping[str, float] | None = None) -> float | None:
+    "The size bound of `col`: its `maximum_setting` in `bounds` ([warehouse] key → value), else that setting's default."
+    if col.maximum_setting is None:
+        return None
+    return (bounds or {}).get(col.maximum_setting, OPTION_BY_NAME[f"warehouse.{col.maximum_setting}"].default)
+
+def bound_reason(setting: str, bound: float, by_size: bool) -> str:
+    return (f"above {setting} {_amount(bound)}{' in size' if by_size else ''} "
+            f"(raise [warehouse] {setting} if real)")
+
+def bound_settings(settings: Settings | None = None) -> dict[str, float]:
+    """The [warehouse] size bounds of `settings` (None: their defaults): the contract's `maximum_setting`s and
+    `max_line_amount`, which bounds quantity × unit_price."""
+    keys = {c.maximum_setting for t in CONTRACT.values() for c in t.columns if c.maximum_setting} | {"max_line_amount"}
+    return {k: float(getattr(settings.warehouse, k) if settings else OPTION_BY_NAME[f"warehouse.{k}"].default)
+            for k in sorted(keys)}
+
+def _problem(col: Column, value, parsed, date_format: str, decimal: str = ".",
+             bounds: Mapping[str, float] | None = None):
+    "The reason this column makes the row invalid, or NULL (`bounds`: see `column_bound`)."
     v = _text(value)
     kind = {"integer": "an integer", "decimal": "a number", "boolean": "true/false",
             "timestamp": f"a timestamp ({date_format})", "date": f"a date ({date_format})"}.get(col.dtype)
@@ -409,9 +487,27 @@ def _problem(col: Column, value, parsed, date_format: str, decimal: str = "."):
         rules.append((v.notnull() & ~parsed.isin(col.allowed), "not one of " + ", ".join(col.allowed)))
     if col.minimum is not None:
         rules.append((parsed < col.minimum, f"below the minimum {col.minimum:g}"))
+    if (bound := column_bound(col, bounds)) is not None:  # by size: a return of -1e12 is no more real than a sale
+        rules.append((parsed.abs() > bound, bound_reason(col.maximum_setting, bound,
+                                                         col.minimum is None or col.minimum < 0)))
     if not rules:
         return ibis.null("string")
     return ibis.cases(*rules, else_=ibis.null("string"))
+
+LINE_AMOUNT = ("order_lines", "quantity", "unit_price", "max_line_amount")  # table, the two factors, the setting
+
+def line_amount_problem(contract: TableContract, typed: dict, problems: dict,
+                        bounds: Mapping[str, float] | None = None) -> tuple | None:
+    """Order lines: the text and the problem of quantity × unit_price beyond `max_line_amount` (by size), checked
+    where both factors are valid; None for the other tables."""
+    table, quantity, price, setting = LINE_AMOUNT
+    if contract.name != table:
+        return None
+    bound = (bounds or {}).get(setting, OPTION_BY_NAME[f"warehouse.{setting}"].default)
+    amount = typed[quantity] * typed[price]
+    beyond = problems[quantity].isnull() & problems[price].isnull() & (amount.abs() > bound)
+    return amount.cast("string"), ibis.ifelse(beyond, "quantity × unit_price " + bound_reason(setting, bound, True),
+                                              ibis.null("string"))
 
 # %% ../notebooks/02a_sources.ipynb #250dacdb
 def typed_dates(source) -> set[str]:
@@ -627,7 +723,8 @@ def check_sources(settings: Settings | None = None, tables=None, rows: int = 200
                 text, typed = mapped_columns(t, contract, plan, files[-1], spec.decimal, spec.date_format,
                                              spec.timezone, spec.where, typed_dates(paths[-1]))
                 found = t.select(**{f"t_{c}": text[c].cast("string") for c in text},
-                                 **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format, spec.decimal)
+                                 **{f"p_{c}": _problem(contract.column(c), text[c], typed[c], spec.date_format,
+                                                       spec.decimal, bound_settings(s))
                                     for c in text}).to_pandas()
                 rows_out = []
                 for col in contract.columns:

@@ -17,12 +17,12 @@ from .core import LoyaltyLabError, preview, remove_abandoned, scratch_name
 from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
 from .storage import check_warehouse_storage
-from .sources import (_SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads,
-                                 typed_dates)
+from .sources import (LINE_AMOUNT, _SQL_TYPES, _problem, _sql_str, _stage, bound_settings, line_amount_problem,
+                                 mapped_columns, plan_columns, source_loads, typed_dates)
 
 # %% auto #0
 __all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport', 'file_sha256', 'Warehouse',
-           'ingest_sources']
+           'orphan_lines', 'ingest_sources']
 
 # %% ../notebooks/03_warehouse.ipynb #85c0dd13
 LINEAGE = {"_source": dt.string, "_load_id": dt.string, "_line": dt.int64}
@@ -81,6 +81,7 @@ class LoadReport:
     problems: pd.DataFrame = field(repr=False)  # column, reason, rows, examples, lines
     ignored_columns: list[str] = field(default_factory=list)
     defaulted: dict[str, str] = field(default_factory=dict)  # columns the file lacks → the contract's default
+    orphan_lines: int = 0  # order lines (of this source) whose customer has no profile, when profiles are loaded
 
     def summary(self) -> str:
         if self.status == "not configured":
@@ -96,6 +97,12 @@ class LoadReport:
                          + ", ".join(f"{c} = {v}" for c, v in self.defaulted.items()))
         if self.ignored_columns:
             lines.append(f"  columns not in the contract, not loaded: {', '.join(self.ignored_columns)}")
+        if self.orphan_lines:
+            lines.append(f"  {self.orphan_lines:,} line{'s' * (self.orphan_lines != 1)} of customers without a "
+                         "profile (no profile has their "
+                         "source_system and source_customer_id): loaded, as real sales, but those customers have no "
+                         "name, contact, consent or city. A profiles export that is incomplete or of another "
+                         "system? The report's Data quality section shows their share of revenue")
         return "\n".join(lines)
 
     __str__ = summary
@@ -155,6 +162,11 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
     con = wh.con
     # the time zone naive timestamps are read in is part of how a file is read: changing it reloads the file
     how_read = (sorted(mapping.items()), encoding, delimiter, decimal, date_format, timezone or wh.timezone)
+    # so are the size bounds of its table: a raised max_quantity loads the lines it rejected before
+    bounds = {k: v for k, v in wh.bounds.items()
+              if k in {c.maximum_setting for c in contract.columns} | ({LINE_AMOUNT[-1]} if table == LINE_AMOUNT[0] else set())}
+    if bounds:  # only then: the fingerprints of the other tables' loads stay as they were
+        how_read += (sorted(bounds.items()),)
     name, sha = _name_and_fingerprint(table, source, source_name, how_read)
     label = f"{table} ← {name}"
 
@@ -169,7 +181,10 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
     plan, ignored = plan_columns(contract, [c for c in t.columns if c != "_line"], mapping, label)
     raw_values, parsed = mapped_columns(t, contract, plan, name, decimal, date_format, timezone, label,
                                         typed_dates(source))
-    problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format, decimal) for c in contract.columns}
+    problems = {c.name: _problem(c, raw_values[c.name], parsed[c.name], date_format, decimal, bounds)
+                for c in contract.columns}
+    if (line_amount := line_amount_problem(contract, parsed, problems, bounds)) is not None:
+        raw_values["line_amount"], problems["line_amount"] = line_amount
     load_id = f"{table}-{sha[:12]}-{uuid.uuid4().hex[:6]}"
 
     record = ibis.struct({src: t[src] for src in t.columns if src != "_line"}).cast("json").cast("string")
@@ -270,10 +285,12 @@ class Warehouse:
     "A DuckDB file warehouse holding the contract's raw tables, their rejects and a load log."
 
     def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 10.0,
-                 timezone: str = "UTC", memory_limit: str = OPTION_BY_NAME["warehouse.memory_limit"].default):
+                 timezone: str = "UTC", memory_limit: str = OPTION_BY_NAME["warehouse.memory_limit"].default,
+                 bounds: dict[str, float] | None = None):
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
         self.timezone = timezone
+        self.bounds = {**bound_settings(), **{k: float(v) for k, v in (bounds or {}).items()}}  # max_quantity …
         self.con = _connect(self.path, read_only, lock_timeout)
         self.con.raw_sql(f"SET TimeZone = '{_sql_str(timezone)}'")
         self.con.raw_sql(f"SET memory_limit = '{_sql_str(memory_limit)}'")  # beyond it DuckDB spills to <path>.tmp
@@ -287,7 +304,7 @@ class Warehouse:
         if s.warehouse.engine != "duckdb":
             raise LoyaltyLabError(f"[warehouse] engine = {s.warehouse.engine} is not available yet; use duckdb")
         return cls(s.warehouse.path, read_only=read_only, lock_timeout=s.warehouse.lock_timeout_seconds,
-                   timezone=s.locale.timezone, memory_limit=s.warehouse.memory_limit)
+                   timezone=s.locale.timezone, memory_limit=s.warehouse.memory_limit, bounds=bound_settings(s))
 
     def close(self):
         self.con.disconnect()
@@ -415,6 +432,10 @@ class Warehouse:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
             self._drop_staging()
+        for p in prepared:  # counted after the write, so profiles loaded in the same run count
+            if p.contract.name == "order_lines":
+                orphans = orphan_lines(self)
+                p.report.orphan_lines = int(orphans.filter(orphans._source == p.source).count().to_pyarrow().as_py())
         return [p.report for p in prepared]
 
     def _drop_staging(self):
@@ -439,6 +460,14 @@ class Warehouse:
 
     def _write_rejects(self, p: _Prepared):
         self.con.raw_sql(f"INSERT INTO rejects BY NAME SELECT * FROM {p.rejects}")
+
+# %% ../notebooks/03_warehouse.ipynb #5abf142a
+def orphan_lines(wh: Warehouse) -> ibis.Table:
+    "The order lines whose customer has no profile; none when no profiles are loaded (an orders-only shop)."
+    lines, profiles = wh.table("order_lines"), wh.table("profiles")
+    if profiles.count().to_pyarrow().as_py() == 0:
+        return lines.limit(0)
+    return lines.anti_join(profiles, ["source_system", "source_customer_id"])
 
 # %% ../notebooks/03_warehouse.ipynb #779ef72d
 def ingest_sources(settings: Settings | None = None, tables: Iterable[str] | None = None,
