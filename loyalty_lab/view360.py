@@ -11,7 +11,8 @@ from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
 from .profiles import MergeOptions, golden_records, merged_crosswalk
 from .summary import engine_time, line_amount
-from .warehouse import Warehouse
+from .storage import warehouse_salt
+from .warehouse import Warehouse, identity_hash, identity_values, suppressed_reject_lines
 
 # %% auto #0
 __all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'Erasure', 'forget']
@@ -173,22 +174,34 @@ def _build(wh: Warehouse, s, when: pd.Timestamp, pii: bool, save: bool) -> pd.Da
 # %% ../notebooks/09_view360.ipynb #d824c26c
 class Erasure(dict):
     """Rows per table that `forget` removed — or, in a dry run, would remove — plus `records`: the customer's
-    source records (record_id, source_system, source_customer_id) and `dry_run`."""
-    def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool):
+    source records (record_id, source_system, source_customer_id) and `dry_run`; `suppressed`: identities newly put
+    on the suppression list, by kind; `unreadable`: what could not be searched for the person (say so to them);
+    `compacted_seconds`: how long rewriting the warehouse file took (None in a dry run); `forgotten_before`: when
+    an earlier `forget` of the same id erased it (a repeat only sweeps rejects and compacts again)."""
+    def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool,
+                 suppressed: dict[str, int] | None = None, unreadable: list[str] | None = None,
+                 compacted_seconds: float | None = None, forgotten_before: str | None = None):
         super().__init__(removed)
         self.records, self.dry_run = records, dry_run
+        self.suppressed, self.unreadable = suppressed or {}, unreadable or []
+        self.compacted_seconds, self.forgotten_before = compacted_seconds, forgotten_before
 
     def per_source(self) -> dict[str, int]:
         "The customer's source records per source system."
         return self.records.source_system.value_counts().sort_index().to_dict()
 
 def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, dry_run: bool = False) -> Erasure:
-    """Remove customer `customer_id` and all their records and events from the warehouse; return rows removed per table.
+    """Remove customer `customer_id` and all their records, events and rejected rows from the warehouse, keep
+    salted hashes of their identities so that no later load or merge brings them back, then compact the warehouse
+    file so that none of their bytes is left in it. Returns rows removed per table (an `Erasure`).
     `dry_run=True` runs the very same deletes in a transaction that is then rolled back: it returns what the erasure
     would remove and changes nothing (it needs a writable warehouse, like the erasure)."""
     wh = warehouse or Warehouse.open(settings or load_settings())
     try:
-        return _forget(wh, customer_id, dry_run)
+        erasure = _forget(wh, customer_id, dry_run)
+        if not dry_run:  # deleted rows stay in the file's bytes until it is rewritten
+            erasure.compacted_seconds = wh.compact()
+        return erasure
     finally:
         if warehouse is None:
             wh.close()
@@ -196,21 +209,60 @@ def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, 
 class _DryRun(Exception):
     "Raised inside the erasure's transaction to roll it back after counting."
 
+def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> dict[str, int]:
+    "Put the identities of `records` and of their profiles on the suppression list; return how many are new, by kind."
+    profiles = wh.table("profiles")
+    mine = profiles.filter(profiles.source_system.concat(":", profiles.source_customer_id).isin(records.record_id.tolist()))
+    salt = warehouse_salt(wh.path)
+    ids = ibis.memtable(records[["source_system", "source_customer_id"]])
+    parts = [t.select(kind=ibis.literal(kind), hash=identity_hash(kind, value, salt))
+             for t in (ids, mine) for kind, value in identity_values(t, wh.default_country).items()
+             if kind != "customer" or t is ids]  # every record's id, with or without a profile
+    hashes = ibis.union(*parts).filter(lambda h: h.hash.notnull()).distinct().to_pandas()
+    wh.con.con.register("_forget_hashes", hashes)
+    try:
+        new = sql("SELECT kind, count(*) FROM _forget_hashes WHERE hash NOT IN (SELECT hash FROM _suppressed) "
+                  "GROUP BY kind ORDER BY kind").fetchall()
+        sql("INSERT INTO _suppressed SELECT kind, hash, now() FROM _forget_hashes "
+            "WHERE hash NOT IN (SELECT hash FROM _suppressed)")
+    finally:
+        wh.con.con.unregister("_forget_hashes")
+    return dict(new)
+
+def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str]]:
+    """Delete the rejected rows of every load that carry a suppressed identity, each read with its load's own column
+    mapping; return the rows deleted and the loads whose rejects could not be read."""
+    rows, unreadable = 0, []
+    loads = sql('SELECT l."table", l.source, l.mapping FROM _loads l WHERE EXISTS (SELECT 1 FROM rejects r '
+                'WHERE r."table" = l."table" AND r.source = l.source) ORDER BY 1, 2').fetchall()
+    for table, source, mapping in loads:
+        records = sql('SELECT line, record FROM rejects WHERE "table" = ? AND source = ?', [table, source]).df()
+        try:
+            lines = suppressed_reject_lines(wh, table, source, mapping, records)
+        except LoyaltyLabError as e:  # a load logged before mappings were kept, under its own column names
+            unreadable.append(f"rejects of {table} ← {source} ({len(records):,} rows): {e}. Load that source again "
+                              "(loyalty-lab drop-source, then ingest) and run forget again")
+            continue
+        if lines:
+            rows += sql('DELETE FROM rejects WHERE "table" = ? AND source = ? AND line IN (SELECT UNNEST(?::BIGINT[]))',
+                        [table, source, lines]).fetchone()[0]
+    return rows, unreadable
+
 def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     merged_crosswalk(wh)  # a clear error before any merge
     tables = set(wh.con.list_tables())
     raw = wh.con.con
     records = raw.execute("SELECT record_id, source_system, source_customer_id FROM crosswalk WHERE customer_id = ? "
                           "ORDER BY source_system, source_customer_id", [customer_id]).df()
-    if records.empty:
-        raise LoyaltyLabError(f"no customer {customer_id!r} in the crosswalk (already forgotten, or a typo?)")
+    before = raw.execute("SELECT max(run_at)::VARCHAR FROM customer_id_audit WHERE event = 'forgotten' "
+                         "AND customer_id = ?", [customer_id]).fetchone()[0] if records.empty else None
+    if records.empty and before is None:
+        raise LoyaltyLabError(f"no customer {customer_id!r} in the crosswalk (a typo? `loyalty-lab view360 "
+                              "--include-pii` lists the customer ids); nothing was erased")
     removed: dict[str, int] = {}
     raw.register("_forget_records", records)
     key = "(source_system, source_customer_id) IN (SELECT source_system, source_customer_id FROM _forget_records)"
     statements = {f"raw_{t}": f"DELETE FROM raw_{t} WHERE {key}" for t in ("profiles",) + _EVENT_TABLES}
-    statements["rejects"] = ("DELETE FROM rejects WHERE (json_extract_string(record, '$.source_system'), "
-                             "json_extract_string(record, '$.source_customer_id')) IN "
-                             "(SELECT source_system, source_customer_id FROM _forget_records)")
     of_records = "IN (SELECT record_id FROM _forget_records)"
     own = {"crosswalk": f"record_id {of_records}", "profile_keys": f"record_id {of_records}",
            "golden_records": "customer_id = $cid", "customer_360": "customer_id = $cid",
@@ -218,15 +270,19 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     statements.update({t: f"DELETE FROM {t} WHERE {where}" for t, where in own.items() if t in tables})
     try:
         with wh._transaction() as sql:
+            suppressed = _suppress(wh, sql, records) if len(records) else {}
             for table, statement in statements.items():
                 removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
+            removed["rejects"], unreadable = _erase_rejects(wh, sql)
             if dry_run:
                 raise _DryRun
-            sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
-                ["forget", customer_id, len(records), "erasure request: " + ", ".join(
-                    f"{t} {n}" for t, n in removed.items() if n)])
+            if len(records):
+                sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
+                    ["forget", customer_id, len(records), "erasure request: " + ", ".join(
+                        f"{t} {n}" for t, n in removed.items() if n)])
     except _DryRun:
         pass
     finally:
         raw.unregister("_forget_records")
-    return Erasure(removed, records, dry_run)
+    return Erasure(removed, records, dry_run, suppressed, unreadable, forgotten_before=before)
+
