@@ -16,9 +16,9 @@ import pandas as pd
 from .core import LoyaltyLabError, _alive, preview, remove_abandoned, scratch_name
 from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
-from .storage import check_warehouse_storage
-from .sources import (_SQL_TYPES, _problem, _sql_str, _stage, mapped_columns, plan_columns, source_loads,
-                                 typed_dates)
+from .storage import check_warehouse_storage, warehouse_salt
+from .sources import (_SQL_TYPES, ColumnSource, _problem, _sql_str, _stage, mapped_columns, plan_columns,
+                                 source_loads, typed_dates)
 
 # %% auto #0
 __all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'SUPPRESSED_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport',
@@ -568,7 +568,7 @@ def _drop_suppressed(wh: Warehouse, p: _Prepared):
     if p.report.status == "unchanged" or not _has_suppressed(wh):
         return
     raw, r = wh.con.con, p.report
-    valid = wh.con.table(p.valid)
+    valid = wh.con.sql(f"SELECT * FROM {p.valid}")  # a temporary table
     valid_lines = valid.filter(suppressed(wh, identity_values(valid, wh.default_country))).select("_line").to_pandas()._line
     rejects = raw.execute(f"SELECT line, record FROM {p.rejects}").df()
     reject_lines = suppressed_reject_lines(wh, p.contract.name, p.source, plan_json(p.plan), rejects) if len(rejects) else []
