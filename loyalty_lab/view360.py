@@ -229,10 +229,10 @@ def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> dict[str, int]:
         wh.con.con.unregister("_forget_hashes")
     return dict(new)
 
-def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str]]:
+def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str], list[tuple]]:
     """Delete the rejected rows of every load that carry a suppressed identity, each read with its load's own column
-    mapping; return the rows deleted and the loads whose rejects could not be read."""
-    rows, unreadable = 0, []
+    mapping; return the rows deleted, the loads whose rejects could not be read and (table, source, lines) erased."""
+    rows, unreadable, erased = 0, [], []
     loads = sql('SELECT l."table", l.source, l.mapping FROM _loads l WHERE EXISTS (SELECT 1 FROM rejects r '
                 'WHERE r."table" = l."table" AND r.source = l.source) ORDER BY 1, 2').fetchall()
     for table, source, mapping in loads:
@@ -244,9 +244,17 @@ def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str]]:
                               "(loyalty-lab drop-source, then ingest) and run forget again")
             continue
         if lines:
+            erased.append((table, source, len(lines)))
             rows += sql('DELETE FROM rejects WHERE "table" = ? AND source = ? AND line IN (SELECT UNNEST(?::BIGINT[]))',
                         [table, source, lines]).fetchone()[0]
-    return rows, unreadable
+    return rows, unreadable, erased
+
+def _recount_loads(sql, raw_rows: list[tuple], reject_lines: list[tuple]):
+    "Move the erased rows of each load from loaded or rejected to suppressed in `_loads`, so its counts stay true."
+    for table, source, loaded, rejected in [(t, s, n, 0) for t, s, n in raw_rows] + [(t, s, 0, n) for t, s, n in reject_lines]:
+        sql('UPDATE _loads SET rows_loaded = rows_loaded - ?, rows_rejected = rows_rejected - ?, '
+            'rows_suppressed = coalesce(rows_suppressed, 0) + ? WHERE "table" = ? AND source = ?',
+            [loaded, rejected, loaded + rejected, table, source])
 
 def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     merged_crosswalk(wh)  # a clear error before any merge
@@ -271,9 +279,12 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     try:
         with wh._transaction() as sql:
             suppressed = _suppress(wh, sql, records) if len(records) else {}
+            raw_rows = [(t, *row) for t in ("profiles",) + _EVENT_TABLES
+                        for row in sql(f"SELECT _source, count(*) FROM raw_{t} WHERE {key} GROUP BY 1").fetchall()]
             for table, statement in statements.items():
                 removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
-            removed["rejects"], unreadable = _erase_rejects(wh, sql)
+            removed["rejects"], unreadable, reject_lines = _erase_rejects(wh, sql)
+            _recount_loads(sql, raw_rows, reject_lines)
             if dry_run:
                 raise _DryRun
             if len(records):

@@ -474,6 +474,7 @@ class Warehouse:
         database = raw.execute("SELECT current_database()").fetchone()[0]
         try:
             raw.execute("CHECKPOINT")  # nothing left in the WAL to be written to the old file later
+            raw.execute("SET enable_progress_bar = false")  # DuckDB would draw one on the terminal of `forget`
             raw.execute(f"ATTACH '{_sql_str(fresh)}' AS _compacted")
             raw.execute(f'COPY FROM DATABASE "{database}" TO _compacted')
             raw.execute("DETACH _compacted")
@@ -565,6 +566,9 @@ def without_erased(wh: Warehouse, std: ibis.Table) -> ibis.Table:
 
 def _drop_suppressed(wh: Warehouse, p: _Prepared):
     "Leave out of a prepared load the rows (valid or rejected) of people erased earlier; count them in its report."
+    if p.report.status == "unchanged":  # as counted when it was loaded, and by every `forget` since
+        suppressed_before = wh._previous_load(p.contract.name, p.source).get("rows_suppressed")
+        p.report.rows_suppressed = 0 if pd.isna(suppressed_before) else int(suppressed_before)
     if p.report.status == "unchanged" or not _has_suppressed(wh):
         return
     raw, r = wh.con.con, p.report

@@ -228,11 +228,16 @@ def test_she_is_suppressed_under_a_new_id_by_her_e_mail_or_phone_in_another_form
     assert kept == {"SHOP-602"}  # same name, other contacts: another person as far as the lab can tell
 
 
-def test_an_unchanged_source_loaded_again_stays_without_her(lab):
+def test_an_unchanged_source_loaded_again_stays_without_her_and_the_load_log_counts_her(lab):
     _, s = lab
+    counts = 'SELECT rows_read, rows_loaded, rows_rejected, rows_suppressed FROM _loads WHERE source LIKE ? '
+    assert query(s, counts, ["%shop/profiles.csv"]) == [(64, 62, 2, 0)]
     forget(customer_of(s, "SHOP-001"), settings=s)
+    assert query(s, counts, ["%shop/profiles.csv"]) == [(64, 61, 1, 2)]
+    assert query(s, counts, ["%shop/orders.csv"]) == [(66, 61, 1, 4)]
     reports = ingest_sources(s)
-    assert {r.status for r in reports if "shop" in r.source} == {"unchanged"}
+    shop = [r for r in reports if "shop" in r.source]
+    assert {r.status for r in shop} == {"unchanged"} and sorted(r.rows_suppressed for r in shop) == [2, 4]
     assert query(s, "SELECT count(*) FROM raw_profiles WHERE source_customer_id = 'SHOP-001'")[0][0] == 0
 
 
@@ -315,3 +320,13 @@ def test_in_an_older_warehouse_forget_names_the_rejects_it_cannot_read(lab):
     assert len(erasure.unreadable) == 2 and all("drop-source, then ingest" in u for u in erasure.unreadable)
     assert "rejects of order_lines ← " in erasure.unreadable[0] and "missing required column" in erasure.unreadable[0]
     assert erasure["rejects"] == 0 and erasure["raw_profiles"] == 1
+
+
+def test_ingest_says_how_many_rows_of_erased_people_it_left_out(lab):
+    root, s = lab
+    forget(customer_of(s, "SHOP-001"), settings=s)
+    write_shop(root, profiles=["SHOP-500,Nova,Kupac,nova.kupac@posta.rs,060 777 1234,1999-09-09,2024-05-01"])
+    done = cli("ingest", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "2 rows of erased people (loyalty-lab forget) left out, not loaded again" in done.stdout
+    assert HER_EMAIL not in done.stdout + done.stderr and HER_NAME not in done.stdout + done.stderr
