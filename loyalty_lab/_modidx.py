@@ -521,6 +521,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'loyalty_lab.view360._purchases': ('view360.html#_purchases', 'loyalty_lab/view360.py'),
                                      'loyalty_lab.view360._ratio': ('view360.html#_ratio', 'loyalty_lab/view360.py'),
                                      'loyalty_lab.view360._recount_loads': ('view360.html#_recount_loads', 'loyalty_lab/view360.py'),
+                                     'loyalty_lab.view360._scrub_merge_runs': ('view360.html#_scrub_merge_runs', 'loyalty_lab/view360.py'),
                                      'loyalty_lab.view360._suppress': ('view360.html#_suppress', 'loyalty_lab/view360.py'),
                                      'loyalty_lab.view360._unattributed': ('view360.html#_unattributed', 'loyalty_lab/view360.py'),
                                      'loyalty_lab.view360.customer_360': ('view360.html#customer_360', 'loyalty_lab/view360.py'),

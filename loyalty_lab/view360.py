@@ -4,6 +4,7 @@
 
 # %% ../notebooks/09_view360.ipynb #0823024d
 from __future__ import annotations
+import hashlib, json
 import ibis
 import pandas as pd
 from .core import LoyaltyLabError
@@ -249,6 +250,25 @@ def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str], list[tuple]]:
                         [table, source, lines]).fetchone()[0]
     return rows, unreadable, erased
 
+_BLOCKED_KINDS = {"email_key": "email", "phone_e164": "phone", "card_key": "card"}
+
+def _scrub_merge_runs(wh: Warehouse, sql) -> int:
+    """Blank the suppressed identities among the blocked values (e-mails, phones shared too widely to link on) that
+    each merge run keeps in its stats; return how many were blanked."""
+    salt = warehouse_salt(wh.path)
+    listed = {h for (h,) in sql("SELECT hash FROM _suppressed").fetchall()}
+    blanked = 0
+    for run_id, text in sql("SELECT run_id, stats FROM merge_runs").fetchall():
+        stats = json.loads(text)
+        erased = [b for b in stats.get("blocked", []) if b.get("identifier") in _BLOCKED_KINDS and hashlib.sha256(
+            f"{salt}{_BLOCKED_KINDS[b['identifier']]}:{b.get('value')}".encode()).hexdigest() in listed]
+        for b in erased:
+            b["value"] = "(erased)"
+        if erased:
+            sql("UPDATE merge_runs SET stats = ? WHERE run_id = ?", [json.dumps(stats, default=str), run_id])
+            blanked += len(erased)
+    return blanked
+
 def _recount_loads(sql, raw_rows: list[tuple], reject_lines: list[tuple]):
     "Move the erased rows of each load from loaded or rejected to suppressed in `_loads`, so its counts stay true."
     for table, source, loaded, rejected in [(t, s, n, 0) for t, s, n in raw_rows] + [(t, s, 0, n) for t, s, n in reject_lines]:
@@ -285,6 +305,7 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
                 removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
             removed["rejects"], unreadable, reject_lines = _erase_rejects(wh, sql)
             _recount_loads(sql, raw_rows, reject_lines)
+            removed["merge_runs"] = _scrub_merge_runs(wh, sql)
             if dry_run:
                 raise _DryRun
             if len(records):

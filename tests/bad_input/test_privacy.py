@@ -330,3 +330,19 @@ def test_ingest_says_how_many_rows_of_erased_people_it_left_out(lab):
     assert done.returncode == 0, done.stderr
     assert "2 rows of erased people (loyalty-lab forget) left out, not loaded again" in done.stdout
     assert HER_EMAIL not in done.stdout + done.stderr and HER_NAME not in done.stdout + done.stderr
+
+
+def test_her_e_mail_among_the_merges_blocked_values_is_blanked(lab):
+    import json
+    _, s = lab
+    with Warehouse(s.warehouse.path) as wh:  # as a merge that found her e-mail shared too widely would keep it
+        run_id, text = wh.con.con.execute("SELECT run_id, stats FROM merge_runs ORDER BY run_at DESC LIMIT 1").fetchone()
+        stats = json.loads(text)
+        stats["blocked"] = [{"identifier": "email_key", "value": HER_EMAIL, "records": 4, "first_names": 4},
+                            {"identifier": "email_key", "value": OTHER_EMAIL, "records": 5, "first_names": 4}]
+        wh.con.con.execute("UPDATE merge_runs SET stats = ? WHERE run_id = ?", [json.dumps(stats), run_id])
+    erasure = forget(customer_of(s, "SHOP-001"), settings=s)
+    assert erasure["merge_runs"] == 1
+    blocked = json.loads(query(s, "SELECT stats FROM merge_runs WHERE run_id = ?", [run_id])[0][0])["blocked"]
+    assert [b["value"] for b in blocked] == ["(erased)", OTHER_EMAIL]
+    assert not file_has(s, HER_EMAIL)
