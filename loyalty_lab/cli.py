@@ -432,6 +432,9 @@ def _erasure_text(customer_id: str, erasure) -> str:
         lines.append(("identities to suppress" if erasure.dry_run else "identities suppressed")
                      + " (salted hashes; later loads and merges leave them out): "
                      + ", ".join(f"{kind} {n}" for kind, n in erasure.suppressed.items()))
+    if erasure.shared:
+        lines.append("kept off that list, as other customers' profiles carry them too (those stay as they are): "
+                     + ", ".join(f"{kind} {n}" for kind, n in erasure.shared.items()))
     lines += [f"not searched: {why}" for why in erasure.unreadable]
     return "\n".join(lines)
 

@@ -177,15 +177,18 @@ class Erasure(dict):
     """Rows per table that `forget` removed — or, in a dry run, would remove — plus `records`: the customer's
     source records (record_id, source_system, source_customer_id) and `dry_run`; `suppressed`: identities newly put
     on the suppression list, by kind; `unreadable`: what could not be searched for the person (say so to them);
+    `shared`: her e-mails, phones or cards left off that list because other customers' profiles carry them too;
     `compacted_seconds`: how long rewriting the warehouse file took (None in a dry run); `forgotten_before`: when
     an earlier `forget` of the same id erased it (a repeat only sweeps rejects and compacts again)."""
     def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool,
                  suppressed: dict[str, int] | None = None, unreadable: list[str] | None = None,
-                 compacted_seconds: float | None = None, forgotten_before: str | None = None):
+                 compacted_seconds: float | None = None, forgotten_before: str | None = None,
+                 shared: dict[str, int] | None = None):
         super().__init__(removed)
         self.records, self.dry_run = records, dry_run
         self.suppressed, self.unreadable = suppressed or {}, unreadable or []
         self.compacted_seconds, self.forgotten_before = compacted_seconds, forgotten_before
+        self.shared = shared or {}
 
     def per_source(self) -> dict[str, int]:
         "The customer's source records per source system."
@@ -210,17 +213,24 @@ def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, 
 class _DryRun(Exception):
     "Raised inside the erasure's transaction to roll it back after counting."
 
-def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> dict[str, int]:
-    "Put the identities of `records` and of their profiles on the suppression list; return how many are new, by kind."
-    profiles = wh.table("profiles")
-    mine = profiles.filter(profiles.source_system.concat(":", profiles.source_customer_id).isin(records.record_id.tolist()))
+def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Put the identities of `records` and of their profiles on the suppression list. Return how many are new, by
+    kind, and how many were left off because other customers' profiles carry them too (a household phone: suppressing
+    it would keep those people out as well, and erasing it would erase them)."""
     salt = warehouse_salt(wh.path)
-    ids = ibis.memtable(records[["source_system", "source_customer_id"]])
-    parts = [t.select(kind=ibis.literal(kind), hash=identity_hash(kind, value, salt))
-             for t in (ids, mine) for kind, value in identity_values(t, wh.default_country).items()
-             if kind != "customer" or t is ids]  # every record's id, with or without a profile
-    hashes = ibis.union(*parts).filter(lambda h: h.hash.notnull()).distinct().to_pandas()
-    wh.con.con.register("_forget_hashes", hashes)
+    def hashes(t, kinds):
+        parts = [t.select(kind=ibis.literal(k), hash=identity_hash(k, v, salt))
+                 for k, v in identity_values(t, wh.default_country).items() if k in kinds]
+        return ibis.union(*parts).filter(lambda h: h.hash.notnull()).distinct()
+    profiles = wh.table("profiles")
+    theirs = profiles.source_system.concat(":", profiles.source_customer_id).isin(records.record_id.tolist())
+    contacts = ("email", "phone", "card")
+    ids = ibis.memtable(records[["source_system", "source_customer_id"]])  # every record's id, with or without a profile
+    mine = ibis.union(hashes(ids, ("customer",)), hashes(profiles.filter(theirs), contacts)).to_pandas()
+    others = hashes(profiles.filter(~theirs), contacts)
+    shared = others.filter(others.hash.isin(mine.hash.tolist())).to_pandas()
+    mine = mine[~mine.hash.isin(shared.hash)]
+    wh.con.con.register("_forget_hashes", mine)
     try:
         new = sql("SELECT kind, count(*) FROM _forget_hashes WHERE hash NOT IN (SELECT hash FROM _suppressed) "
                   "GROUP BY kind ORDER BY kind").fetchall()
@@ -228,7 +238,7 @@ def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> dict[str, int]:
             "WHERE hash NOT IN (SELECT hash FROM _suppressed)")
     finally:
         wh.con.con.unregister("_forget_hashes")
-    return dict(new)
+    return dict(new), shared.kind.value_counts().sort_index().to_dict()
 
 def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str], list[tuple]]:
     """Delete the rejected rows of every load that carry a suppressed identity, each read with its load's own column
@@ -298,7 +308,7 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     statements.update({t: f"DELETE FROM {t} WHERE {where}" for t, where in own.items() if t in tables})
     try:
         with wh._transaction() as sql:
-            suppressed = _suppress(wh, sql, records) if len(records) else {}
+            suppressed, shared = _suppress(wh, sql, records) if len(records) else ({}, {})
             raw_rows = [(t, *row) for t in ("profiles",) + _EVENT_TABLES
                         for row in sql(f"SELECT _source, count(*) FROM raw_{t} WHERE {key} GROUP BY 1").fetchall()]
             for table, statement in statements.items():
@@ -316,5 +326,5 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
         pass
     finally:
         raw.unregister("_forget_records")
-    return Erasure(removed, records, dry_run, suppressed, unreadable, forgotten_before=before)
+    return Erasure(removed, records, dry_run, suppressed, unreadable, forgotten_before=before, shared=shared)
 

@@ -346,3 +346,20 @@ def test_her_e_mail_among_the_merges_blocked_values_is_blanked(lab):
     blocked = json.loads(query(s, "SELECT stats FROM merge_runs WHERE run_id = ?", [run_id])[0][0])["blocked"]
     assert [b["value"] for b in blocked] == ["(erased)", OTHER_EMAIL]
     assert not file_has(s, HER_EMAIL)
+
+
+def test_a_phone_other_customers_share_is_not_suppressed_and_their_profiles_stay(lab):
+    root, s = lab
+    with Warehouse(s.warehouse.path) as wh:  # her mother, with her own account and e-mail, on the same home phone
+        wh.con.con.execute("INSERT INTO raw_profiles (source_system, source_customer_id, first_name, last_name, email, "
+                           "phone, signup_date, _source, _load_id, _line) VALUES ('app', 'A8888888', 'Mira', "
+                           "'Quetzal', 'mira.q@posta.rs', '+381 64 998 8776', TIMESTAMP '2023-05-01', 'by hand', 'x', 1)")
+    erasure = forget(customer_of(s, "SHOP-001"), settings=s, dry_run=True)
+    assert erasure.suppressed == {"customer": 1, "email": 1} and erasure.shared == {"phone": 1}
+    preview = cli("forget", customer_of(s, "SHOP-001"), "--dry-run", cwd=root)
+    assert "kept off that list, as other customers' profiles carry them too (those stay as they are): phone 1" \
+        in preview.stdout
+    forget(customer_of(s, "SHOP-001"), settings=s)
+    assert query(s, "SELECT email FROM raw_profiles WHERE source_customer_id = 'A8888888'") == [("mira.q@posta.rs",)]
+    assert query(s, "SELECT count(*) FROM rejects WHERE record LIKE ?", [f"%{HER_EMAIL}%"])[0][0] == 0
+    assert not file_has(s, HER_EMAIL)
