@@ -419,12 +419,23 @@ def _parser() -> argparse.ArgumentParser:
 def _erasure_text(customer_id: str, erasure) -> str:
     "What `forget` erases (or would): the customer's records per source system, then the rows per table."
     records = erasure.records
-    lines = [f"{customer_id}: {len(records):,} source record{'s' * (len(records) != 1)}"]
+    if records.empty:  # forgotten before: a repeat only sweeps rejects and compacts again
+        lines = [f"{customer_id}: already forgotten ({erasure.forgotten_before[:16]}); no source records left"]
+    else:
+        lines = [f"{customer_id}: {len(records):,} source record{'s' * (len(records) != 1)}"]
     for system, ids in records.groupby("source_system").source_customer_id:
         lines.append(f"  {system:<6} {len(ids):>3}  {', '.join(ids.iloc[:5])}{' …' * (len(ids) > 5)}")
     lines.append("rows to delete:" if erasure.dry_run else "rows deleted:")
     width = max(map(len, erasure))
-    lines += [f"  {table:<{width}}  {n:>7,}" for table, n in erasure.items() if n]
+    lines += [f"  {table:<{width}}  {n:>7,}" for table, n in erasure.items() if n] or ["  none"]
+    if erasure.suppressed:
+        lines.append(("identities to suppress" if erasure.dry_run else "identities suppressed")
+                     + " (salted hashes; later loads and merges leave them out): "
+                     + ", ".join(f"{kind} {n}" for kind, n in erasure.suppressed.items()))
+    if erasure.shared:
+        lines.append("kept off that list, as other customers' profiles carry them too (those stay as they are): "
+                     + ", ".join(f"{kind} {n}" for kind, n in erasure.shared.items()))
+    lines += [f"not searched: {why}" for why in erasure.unreadable]
     return "\n".join(lines)
 
 def _confirm(question: str) -> bool:
@@ -444,7 +455,10 @@ def _forget_command(args, settings) -> int:
         print("nothing erased")
         return 1
     removed = forget(args.customer_id, settings=settings)
-    print(f"forgot {args.customer_id}: " + ", ".join(f"{t} {n:,}" for t, n in removed.items() if n))
+    print(f"forgot {args.customer_id}: " + (", ".join(f"{t} {n:,}" for t, n in removed.items() if n) or "nothing left")
+          + f"; warehouse file rewritten in {removed.compacted_seconds:.1f} s, so none of their bytes is left in it")
+    for why in removed.unreadable:
+        print(f"not searched: {why}")
     return 0
 
 def _customer_command(args, settings) -> int:

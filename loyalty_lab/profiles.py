@@ -731,7 +731,8 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     con = wh.con
     profiles = wh.table("profiles")
     progress("merge: standardising profiles")
-    std = standardise(profiles, options.default_country).order_by("record_id").to_pandas()
+    from loyalty_lab.warehouse import without_erased  # profiles of people erased by `forget` are not merged again
+    std = without_erased(wh, standardise(profiles, options.default_country)).order_by("record_id").to_pandas()
     if std.empty:
         return _resolve_orders_only(wh, std, options, progress)
     stored_keys, previous, stored_links, model, last_number = _previous_state(con)

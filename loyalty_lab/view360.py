@@ -4,6 +4,7 @@
 
 # %% ../notebooks/09_view360.ipynb #0823024d
 from __future__ import annotations
+import hashlib, json
 import ibis
 import pandas as pd
 from .core import LoyaltyLabError
@@ -11,7 +12,8 @@ from .contract import CONTRACT
 from .config import load_settings, resolve_as_of
 from .profiles import MergeOptions, golden_records, merged_crosswalk
 from .summary import _when, engine_time, line_amount
-from .warehouse import Warehouse
+from .storage import warehouse_salt
+from .warehouse import Warehouse, identity_hash, identity_values, suppressed_reject_lines
 
 # %% auto #0
 __all__ = ['PII_COLUMNS', 'private_columns', 'pseudonymous_key', 'customer_360', 'view_schema', 'Erasure', 'forget']
@@ -212,22 +214,37 @@ def view_schema(settings=None) -> ibis.Schema:
 # %% ../notebooks/09_view360.ipynb #d824c26c
 class Erasure(dict):
     """Rows per table that `forget` removed — or, in a dry run, would remove — plus `records`: the customer's
-    source records (record_id, source_system, source_customer_id) and `dry_run`."""
-    def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool):
+    source records (record_id, source_system, source_customer_id) and `dry_run`; `suppressed`: identities newly put
+    on the suppression list, by kind; `unreadable`: what could not be searched for the person (say so to them);
+    `shared`: her e-mails, phones or cards left off that list because other customers' profiles carry them too;
+    `compacted_seconds`: how long rewriting the warehouse file took (None in a dry run); `forgotten_before`: when
+    an earlier `forget` of the same id erased it (a repeat only sweeps rejects and compacts again)."""
+    def __init__(self, removed: dict[str, int], records: pd.DataFrame, dry_run: bool,
+                 suppressed: dict[str, int] | None = None, unreadable: list[str] | None = None,
+                 compacted_seconds: float | None = None, forgotten_before: str | None = None,
+                 shared: dict[str, int] | None = None):
         super().__init__(removed)
         self.records, self.dry_run = records, dry_run
+        self.suppressed, self.unreadable = suppressed or {}, unreadable or []
+        self.compacted_seconds, self.forgotten_before = compacted_seconds, forgotten_before
+        self.shared = shared or {}
 
     def per_source(self) -> dict[str, int]:
         "The customer's source records per source system."
         return self.records.source_system.value_counts().sort_index().to_dict()
 
 def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, dry_run: bool = False) -> Erasure:
-    """Remove customer `customer_id` and all their records and events from the warehouse; return rows removed per table.
+    """Remove customer `customer_id` and all their records, events and rejected rows from the warehouse, keep
+    salted hashes of their identities so that no later load or merge brings them back, then compact the warehouse
+    file so that none of their bytes is left in it. Returns rows removed per table (an `Erasure`).
     `dry_run=True` runs the very same deletes in a transaction that is then rolled back: it returns what the erasure
     would remove and changes nothing (it needs a writable warehouse, like the erasure)."""
     wh = warehouse or Warehouse.open(settings or load_settings())
     try:
-        return _forget(wh, customer_id, dry_run)
+        erasure = _forget(wh, customer_id, dry_run)
+        if not dry_run:  # deleted rows stay in the file's bytes until it is rewritten
+            erasure.compacted_seconds = wh.compact()
+        return erasure
     finally:
         if warehouse is None:
             wh.close()
@@ -235,21 +252,94 @@ def forget(customer_id: str, warehouse: Warehouse | None = None, settings=None, 
 class _DryRun(Exception):
     "Raised inside the erasure's transaction to roll it back after counting."
 
+def _suppress(wh: Warehouse, sql, records: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Put the identities of `records` and of their profiles on the suppression list. Return how many are new, by
+    kind, and how many were left off because other customers' profiles carry them too (a household phone: suppressing
+    it would keep those people out as well, and erasing it would erase them)."""
+    salt = warehouse_salt(wh.path)
+    def hashes(t, kinds):
+        parts = [t.select(kind=ibis.literal(k), hash=identity_hash(k, v, salt))
+                 for k, v in identity_values(t, wh.default_country).items() if k in kinds]
+        return ibis.union(*parts).filter(lambda h: h.hash.notnull()).distinct()
+    profiles = wh.table("profiles")
+    theirs = profiles.source_system.concat(":", profiles.source_customer_id).isin(records.record_id.tolist())
+    contacts = ("email", "phone", "card")
+    ids = ibis.memtable(records[["source_system", "source_customer_id"]])  # every record's id, with or without a profile
+    mine = ibis.union(hashes(ids, ("customer",)), hashes(profiles.filter(theirs), contacts)).to_pandas()
+    others = hashes(profiles.filter(~theirs), contacts)
+    shared = others.filter(others.hash.isin(mine.hash.tolist())).to_pandas()
+    mine = mine[~mine.hash.isin(shared.hash)]
+    wh.con.con.register("_forget_hashes", mine)
+    try:
+        new = sql("SELECT kind, count(*) FROM _forget_hashes WHERE hash NOT IN (SELECT hash FROM _suppressed) "
+                  "GROUP BY kind ORDER BY kind").fetchall()
+        sql("INSERT INTO _suppressed SELECT kind, hash, now() FROM _forget_hashes "
+            "WHERE hash NOT IN (SELECT hash FROM _suppressed)")
+    finally:
+        wh.con.con.unregister("_forget_hashes")
+    return dict(new), shared.kind.value_counts().sort_index().to_dict()
+
+def _erase_rejects(wh: Warehouse, sql) -> tuple[int, list[str], list[tuple]]:
+    """Delete the rejected rows of every load that carry a suppressed identity, each read with its load's own column
+    mapping; return the rows deleted, the loads whose rejects could not be read and (table, source, lines) erased."""
+    rows, unreadable, erased = 0, [], []
+    loads = sql('SELECT l."table", l.source, l.mapping FROM _loads l WHERE EXISTS (SELECT 1 FROM rejects r '
+                'WHERE r."table" = l."table" AND r.source = l.source) ORDER BY 1, 2').fetchall()
+    for table, source, mapping in loads:
+        records = sql('SELECT line, record FROM rejects WHERE "table" = ? AND source = ?', [table, source]).df()
+        try:
+            lines = suppressed_reject_lines(wh, table, source, mapping, records)
+        except LoyaltyLabError as e:  # a load logged before mappings were kept, under its own column names
+            unreadable.append(f"rejects of {table} ← {source} ({len(records):,} rows): {e}. Load that source again "
+                              "(loyalty-lab drop-source, then ingest) and run forget again")
+            continue
+        if lines:
+            erased.append((table, source, len(lines)))
+            rows += sql('DELETE FROM rejects WHERE "table" = ? AND source = ? AND line IN (SELECT UNNEST(?::BIGINT[]))',
+                        [table, source, lines]).fetchone()[0]
+    return rows, unreadable, erased
+
+_BLOCKED_KINDS = {"email_key": "email", "phone_e164": "phone", "card_key": "card"}
+
+def _scrub_merge_runs(wh: Warehouse, sql) -> int:
+    """Blank the suppressed identities among the blocked values (e-mails, phones shared too widely to link on) that
+    each merge run keeps in its stats; return how many were blanked."""
+    salt = warehouse_salt(wh.path)
+    listed = {h for (h,) in sql("SELECT hash FROM _suppressed").fetchall()}
+    blanked = 0
+    for run_id, text in sql("SELECT run_id, stats FROM merge_runs").fetchall():
+        stats = json.loads(text)
+        erased = [b for b in stats.get("blocked", []) if b.get("identifier") in _BLOCKED_KINDS and hashlib.sha256(
+            f"{salt}{_BLOCKED_KINDS[b['identifier']]}:{b.get('value')}".encode()).hexdigest() in listed]
+        for b in erased:
+            b["value"] = "(erased)"
+        if erased:
+            sql("UPDATE merge_runs SET stats = ? WHERE run_id = ?", [json.dumps(stats, default=str), run_id])
+            blanked += len(erased)
+    return blanked
+
+def _recount_loads(sql, raw_rows: list[tuple], reject_lines: list[tuple]):
+    "Move the erased rows of each load from loaded or rejected to suppressed in `_loads`, so its counts stay true."
+    for table, source, loaded, rejected in [(t, s, n, 0) for t, s, n in raw_rows] + [(t, s, 0, n) for t, s, n in reject_lines]:
+        sql('UPDATE _loads SET rows_loaded = rows_loaded - ?, rows_rejected = rows_rejected - ?, '
+            'rows_suppressed = coalesce(rows_suppressed, 0) + ? WHERE "table" = ? AND source = ?',
+            [loaded, rejected, loaded + rejected, table, source])
+
 def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     merged_crosswalk(wh)  # a clear error before any merge
     tables = set(wh.con.list_tables())
     raw = wh.con.con
     records = raw.execute("SELECT record_id, source_system, source_customer_id FROM crosswalk WHERE customer_id = ? "
                           "ORDER BY source_system, source_customer_id", [customer_id]).df()
-    if records.empty:
-        raise LoyaltyLabError(f"no customer {customer_id!r} in the crosswalk (already forgotten, or a typo?)")
+    before = raw.execute("SELECT max(run_at)::VARCHAR FROM customer_id_audit WHERE event = 'forgotten' "
+                         "AND customer_id = ?", [customer_id]).fetchone()[0] if records.empty else None
+    if records.empty and before is None:
+        raise LoyaltyLabError(f"no customer {customer_id!r} in the crosswalk (a typo? `loyalty-lab view360 "
+                              "--include-pii` lists the customer ids); nothing was erased")
     removed: dict[str, int] = {}
     raw.register("_forget_records", records)
     key = "(source_system, source_customer_id) IN (SELECT source_system, source_customer_id FROM _forget_records)"
     statements = {f"raw_{t}": f"DELETE FROM raw_{t} WHERE {key}" for t in ("profiles",) + _EVENT_TABLES}
-    statements["rejects"] = ("DELETE FROM rejects WHERE (json_extract_string(record, '$.source_system'), "
-                             "json_extract_string(record, '$.source_customer_id')) IN "
-                             "(SELECT source_system, source_customer_id FROM _forget_records)")
     of_records = "IN (SELECT record_id FROM _forget_records)"
     own = {"crosswalk": f"record_id {of_records}", "profile_keys": f"record_id {of_records}",
            "golden_records": "customer_id = $cid", "customer_360": "customer_id = $cid",
@@ -257,15 +347,23 @@ def _forget(wh: Warehouse, customer_id: str, dry_run: bool = False) -> Erasure:
     statements.update({t: f"DELETE FROM {t} WHERE {where}" for t, where in own.items() if t in tables})
     try:
         with wh._transaction() as sql:
+            suppressed, shared = _suppress(wh, sql, records) if len(records) else ({}, {})
+            raw_rows = [(t, *row) for t in ("profiles",) + _EVENT_TABLES
+                        for row in sql(f"SELECT _source, count(*) FROM raw_{t} WHERE {key} GROUP BY 1").fetchall()]
             for table, statement in statements.items():
                 removed[table] = int(sql(statement, {"cid": customer_id} if "$cid" in statement else None).fetchone()[0])
+            removed["rejects"], unreadable, reject_lines = _erase_rejects(wh, sql)
+            _recount_loads(sql, raw_rows, reject_lines)
+            removed["merge_runs"] = _scrub_merge_runs(wh, sql)
             if dry_run:
                 raise _DryRun
-            sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
-                ["forget", customer_id, len(records), "erasure request: " + ", ".join(
-                    f"{t} {n}" for t, n in removed.items() if n)])
+            if len(records):
+                sql("INSERT INTO customer_id_audit VALUES (?, now(), 'forgotten', ?, '', ?, ?)",
+                    ["forget", customer_id, len(records), "erasure request: " + ", ".join(
+                        f"{t} {n}" for t, n in removed.items() if n)])
     except _DryRun:
         pass
     finally:
         raw.unregister("_forget_records")
-    return Erasure(removed, records, dry_run)
+    return Erasure(removed, records, dry_run, suppressed, unreadable, forgotten_before=before, shared=shared)
+

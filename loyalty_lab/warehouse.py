@@ -4,7 +4,7 @@
 
 # %% ../notebooks/03_warehouse.ipynb #e8aac3ca
 from __future__ import annotations
-import hashlib, re, shutil, tempfile, time, uuid
+import hashlib, json, os, re, shutil, tempfile, time, uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +13,17 @@ import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
-from .core import LoyaltyLabError, preview, remove_abandoned, scratch_name
+from .core import LoyaltyLabError, _alive, preview, remove_abandoned, scratch_name
 from .contract import CONTRACT, TableContract
 from .config import OPTION_BY_NAME, Settings, load_settings, resolve_as_of
-from .storage import check_warehouse_storage
-from .sources import (LINE_AMOUNT, _SQL_TYPES, _problem, _sql_str, _stage, bound_settings, line_amount_problem,
-                                 mapped_columns, plan_columns, source_loads, typed_dates)
+from .storage import check_warehouse_storage, warehouse_salt
+from .sources import (LINE_AMOUNT, _SQL_TYPES, ColumnSource, _problem, _sql_str, _stage, bound_settings,
+                                 line_amount_problem, mapped_columns, plan_columns, source_loads, typed_dates)
 
 # %% auto #0
-__all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport', 'file_sha256', 'Warehouse',
-           'orphan_lines', 'ingest_sources']
+__all__ = ['LINEAGE', 'REJECTS_SCHEMA', 'LOADS_SCHEMA', 'SUPPRESSED_SCHEMA', 'raw_table_name', 'raw_schema', 'LoadReport',
+           'file_sha256', 'Warehouse', 'plan_json', 'identity_values', 'identity_hash', 'suppressed',
+           'without_suppressed', 'suppressed_reject_lines', 'without_erased', 'orphan_lines', 'ingest_sources']
 
 # %% ../notebooks/03_warehouse.ipynb #85c0dd13
 LINEAGE = {"_source": dt.string, "_load_id": dt.string, "_line": dt.int64}
@@ -82,6 +83,7 @@ class LoadReport:
     ignored_columns: list[str] = field(default_factory=list)
     defaulted: dict[str, str] = field(default_factory=dict)  # columns the file lacks → the contract's default
     orphan_lines: int = 0  # order lines (of this source) whose customer has no profile, when profiles are loaded
+    rows_suppressed: int = 0  # rows of people erased earlier (`forget`), left out: neither loaded nor rejected
 
     def summary(self) -> str:
         if self.status == "not configured":
@@ -103,6 +105,8 @@ class LoadReport:
                          "source_system and source_customer_id): loaded, as real sales, but those customers have no "
                          "name, contact, consent or city. A profiles export that is incomplete or of another "
                          "system? The report's Data quality section shows their share of revenue")
+        if self.rows_suppressed:
+            lines.append(f"  {self.rows_suppressed:,} rows of erased people (loyalty-lab forget) left out, not loaded again")
         return "\n".join(lines)
 
     __str__ = summary
@@ -138,6 +142,7 @@ class _Prepared:
     report: LoadReport
     as_of: pd.Timestamp | None = None
     max_event_time: Any = None  # latest event time in the source, valid or not
+    plan: dict = field(default_factory=dict)  # how each canonical column was read (kept in _loads.mapping)
 
 def _name_and_fingerprint(table: str, source: Any, source_name: str | None, options: tuple) -> tuple[str, str]:
     "The source's name and a hash of its content *and* of how it is read (a new mapping or date format reloads it)."
@@ -265,7 +270,7 @@ def _prepare(wh: "Warehouse", table: str, source: Any, source_name: str | None, 
                "data set it to the last day of your exports, or empty it to mean now"
                if report.problems.reason.str.startswith("dated after as_of").any() else ""))
     return _Prepared(contract, name, load_id, sha, valid.get_name(), rejects.get_name(), report,
-                     as_of, max_event_time)
+                     as_of, max_event_time, plan)
 
 def _same_as_of_outcome(previous: dict, as_of: pd.Timestamp | None) -> bool:
     "Would the 'dated after as_of' check reject the same rows with `as_of` as it did in the previous load?"
@@ -286,16 +291,22 @@ class Warehouse:
 
     def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 10.0,
                  timezone: str = "UTC", memory_limit: str = OPTION_BY_NAME["warehouse.memory_limit"].default,
+                 default_country: str = OPTION_BY_NAME["locale.default_country"].default,
                  bounds: dict[str, float] | None = None):
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
         self.timezone = timezone
+        self.default_country = default_country  # phones of erased people are normalised as the merge does
         self.bounds = {**bound_settings(), **{k: float(v) for k, v in (bounds or {}).items()}}  # max_quantity …
-        self.con = _connect(self.path, read_only, lock_timeout)
-        self.con.raw_sql(f"SET TimeZone = '{_sql_str(timezone)}'")
-        self.con.raw_sql(f"SET memory_limit = '{_sql_str(memory_limit)}'")  # beyond it DuckDB spills to <path>.tmp
+        self._lock_timeout, self._memory_limit = lock_timeout, memory_limit
+        self._connect()
         if not read_only:
             self._create_tables()
+
+    def _connect(self):
+        self.con = _connect(self.path, self.read_only, self._lock_timeout)
+        self.con.raw_sql(f"SET TimeZone = '{_sql_str(self.timezone)}'")
+        self.con.raw_sql(f"SET memory_limit = '{_sql_str(self._memory_limit)}'")  # beyond it DuckDB spills to <path>.tmp
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, read_only: bool = False) -> "Warehouse":
@@ -304,7 +315,8 @@ class Warehouse:
         if s.warehouse.engine != "duckdb":
             raise LoyaltyLabError(f"[warehouse] engine = {s.warehouse.engine} is not available yet; use duckdb")
         return cls(s.warehouse.path, read_only=read_only, lock_timeout=s.warehouse.lock_timeout_seconds,
-                   timezone=s.locale.timezone, memory_limit=s.warehouse.memory_limit, bounds=bound_settings(s))
+                   timezone=s.locale.timezone, memory_limit=s.warehouse.memory_limit, bounds=bound_settings(s),
+                   default_country=s.locale.default_country)
 
     def close(self):
         self.con.disconnect()
@@ -324,6 +336,7 @@ class Warehouse:
             self.con.create_table("rejects", schema=REJECTS_SCHEMA)
         if "_loads" not in existing:
             self.con.create_table("_loads", schema=LOADS_SCHEMA)
+        _migrate(self.con)
 
     def table(self, name: str) -> ibis.Table:
         "The raw table of contract table `name`, as an Ibis table."
@@ -420,6 +433,7 @@ class Warehouse:
                 if progress:
                     progress(f"reading {spec['table']} ← {spec['source_name'] or 'DataFrame'}")
                 prepared.append(_prepare(self, tmpdir=tmpdir, **spec))
+                _drop_suppressed(self, prepared[-1])
             if progress:
                 progress("writing the warehouse")
             try:
@@ -454,12 +468,144 @@ class Warehouse:
                 self._delete_source(sql, t, p.source)
                 sql(f"INSERT INTO {raw_table_name(t)} BY NAME SELECT * FROM {p.valid}")
                 self._write_rejects(p)
-                sql("INSERT INTO _loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                sql("INSERT INTO _loads (\"table\", source, load_id, sha256, rows_read, rows_loaded, rows_rejected, "
+                    "as_of, max_event_time, loaded_at, mapping, rows_suppressed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
                     [t, p.source, p.load_id, p.sha256, r.rows_read, r.rows_loaded, r.rows_rejected,
-                     p.as_of, p.max_event_time])
+                     p.as_of, p.max_event_time, plan_json(p.plan), r.rows_suppressed])
 
     def _write_rejects(self, p: _Prepared):
         self.con.raw_sql(f"INSERT INTO rejects BY NAME SELECT * FROM {p.rejects}")
+
+    def compact(self) -> float:
+        """Rewrite the warehouse file so that deleted rows leave no byte behind; return the seconds it took.
+        DuckDB marks deleted rows and reuses freed blocks but never clears them (CHECKPOINT and VACUUM leave the
+        bytes in the file), so every table is copied into a fresh file that then replaces the old one. The rename
+        happens while this connection still holds the lock: whoever opens the warehouse next gets the new file."""
+        if self.read_only:
+            raise LoyaltyLabError(f"warehouse {self.path} was opened read-only; open it with read_only=False to compact")
+        started = time.monotonic()
+        prefix = self.path.name + ".compact-"
+        for left in self.path.parent.glob(prefix + "*"):  # a copy a killed compaction left: it holds erased rows
+            pid = re.match(re.escape(prefix) + r"(\d+)-", left.name)
+            if pid and not _alive(int(pid.group(1))):
+                left.unlink(missing_ok=True)
+        fresh = self.path.with_name(f"{scratch_name(prefix)}{uuid.uuid4().hex[:6]}")
+        raw = self.con.con
+        database = raw.execute("SELECT current_database()").fetchone()[0]
+        try:
+            raw.execute("CHECKPOINT")  # nothing left in the WAL to be written to the old file later
+            raw.execute("SET enable_progress_bar = false")  # DuckDB would draw one on the terminal of `forget`
+            raw.execute(f"ATTACH '{_sql_str(fresh)}' AS _compacted")
+            raw.execute(f'COPY FROM DATABASE "{database}" TO _compacted')
+            raw.execute("DETACH _compacted")
+            os.replace(fresh, self.path)
+        except BaseException as e:
+            raw.execute("DETACH DATABASE IF EXISTS _compacted")
+            for f in (fresh, fresh.with_name(fresh.name + ".wal")):
+                f.unlink(missing_ok=True)
+            if isinstance(e, duckdb.Error):
+                raise LoyaltyLabError(f"warehouse {self.path}: compacting failed ({str(e).splitlines()[0]}); the "
+                                      "warehouse is as it was. Free disk space (compacting needs room for a second "
+                                      "copy of the warehouse) and run the same `loyalty-lab forget` again") from None
+            raise
+        self.con.disconnect()
+        self._connect()
+        return time.monotonic() - started
+
+# %% ../notebooks/03_warehouse.ipynb #2bfd20c1
+SUPPRESSED_SCHEMA = ibis.schema({"kind": "string", "hash": "string", "erased_at": dt.Timestamp(timezone="UTC")})
+_LOADS_ADDED = {"mapping": "VARCHAR", "rows_suppressed": "BIGINT DEFAULT 0"}  # newer than the first warehouses
+
+def _migrate(con):
+    "Bring a warehouse written by an earlier version up to date: the load log's newer columns, the suppression list."
+    have = set(con.table("_loads").columns)
+    for name, sql_type in _LOADS_ADDED.items():
+        if name not in have:
+            con.raw_sql(f"ALTER TABLE _loads ADD COLUMN {name} {sql_type}")
+    if "_suppressed" not in con.list_tables():
+        con.create_table("_suppressed", schema=SUPPRESSED_SCHEMA)
+
+def plan_json(plan: dict[str, ColumnSource]) -> str:
+    "A load's reading plan (canonical column → how it was filled) as kept in `_loads.mapping`."
+    return json.dumps({c: [how.kind, how.text] for c, how in plan.items()}, ensure_ascii=False)
+
+def identity_values(rows: ibis.Table, default_country: str) -> dict[str, ibis.Value]:
+    """What identifies a person in rows of a contract table (its columns, as text or typed), normalised as the
+    merge normalises them: the customer id per source system and, in profiles, e-mail, phone and loyalty card."""
+    from loyalty_lab.profiles import email_key, phone_e164  # the merge's normalisation; profiles builds on this module
+    values = {"customer": rows.source_system.cast("string").concat(":", rows.source_customer_id.cast("string"))}
+    if "email" in rows.columns:
+        text = lambda c: rows[c].cast("string")
+        values.update(email=email_key(text("email")), phone=phone_e164(text("phone"), default_country),
+                      card=text("loyalty_card_number").re_replace(r"[^0-9A-Za-z]", "").nullif(""))  # as `standardise`
+    return values
+
+def identity_hash(kind: str, value: ibis.Value, salt: str) -> ibis.Value:
+    "The salted sha256 of one identity, as kept in `_suppressed`."
+    return ibis.literal(salt).concat(kind, ":", value).hexdigest("sha256")
+
+def _has_suppressed(wh: Warehouse) -> bool:
+    return "_suppressed" in wh.con.list_tables() and wh.con.table("_suppressed").count().to_pyarrow().as_py() > 0
+
+def suppressed(wh: Warehouse, identities: dict[str, ibis.Value]) -> ibis.Value:
+    "True where a row carries an identity of an erased person (`identities`: kind → value, see `identity_values`)."
+    listed, salt = wh.con.table("_suppressed"), warehouse_salt(wh.path)
+    hits = [identity_hash(kind, value, salt).isin(listed.filter(listed.kind == kind).hash)
+            for kind, value in identities.items()]
+    return ibis.or_(*hits).fill_null(False)
+
+def without_suppressed(wh: Warehouse, rows: ibis.Table, identities: dict[str, ibis.Value]) -> ibis.Table:
+    "`rows` without those of erased people (`identities` as in `suppressed`); unchanged when nobody was erased."
+    return rows.filter(~suppressed(wh, identities)) if _has_suppressed(wh) else rows
+
+def suppressed_reject_lines(wh: Warehouse, table: str, source: str, mapping: str | None,
+                            records: pd.DataFrame) -> list[int]:
+    """Lines of rejected rows (`records`: line, record) of one load that carry an identity of an erased person.
+    Each record is read back into canonical columns with the load's own plan (`mapping`, from `_loads`); a load
+    logged before plans were kept is read by the contract's column names, and a LoyaltyLabError says when that fails."""
+    contract = _contract(table)
+    records = records.drop_duplicates("line")
+    frame = pd.DataFrame.from_records([json.loads(r) for r in records.record], index=records.line.to_numpy())
+    frame = frame.astype("string").rename_axis("_line").reset_index()
+    t = ibis.memtable(frame)
+    label = f"rejects of {table} ← {source}"
+    if mapping:
+        plan = {c: ColumnSource(kind, text) for c, (kind, text) in json.loads(mapping).items()}
+    else:
+        plan, _ = plan_columns(contract, [c for c in frame.columns if c != "_line"], {}, label)
+    text, _ = mapped_columns(t, contract, plan, source, ".", "ISO8601", None, label)
+    canonical = t.select(_line=t._line, **{c: text[c] for c in text})
+    identities = identity_values(canonical, wh.default_country)
+    hit = canonical.filter(suppressed(wh, identities))
+    return sorted(int(x) for x in hit.select("_line").to_pandas()._line)
+
+def without_erased(wh: Warehouse, std: ibis.Table) -> ibis.Table:
+    "Standardised profiles (see `loyalty_lab.profiles.standardise`) without those of erased people."
+    return without_suppressed(wh, std, dict(customer=std.record_id, email=std.email_key, phone=std.phone_e164,
+                                            card=std.card_key))
+
+def _drop_suppressed(wh: Warehouse, p: _Prepared):
+    "Leave out of a prepared load the rows (valid or rejected) of people erased earlier; count them in its report."
+    if p.report.status == "unchanged":  # as counted when it was loaded, and by every `forget` since
+        suppressed_before = wh._previous_load(p.contract.name, p.source).get("rows_suppressed")
+        p.report.rows_suppressed = 0 if pd.isna(suppressed_before) else int(suppressed_before)
+    if p.report.status == "unchanged" or not _has_suppressed(wh):
+        return
+    raw, r = wh.con.con, p.report
+    valid = wh.con.sql(f"SELECT * FROM {p.valid}")  # a temporary table
+    valid_lines = valid.filter(suppressed(wh, identity_values(valid, wh.default_country))).select("_line").to_pandas()._line
+    rejects = raw.execute(f"SELECT line, record FROM {p.rejects}").df()
+    reject_lines = suppressed_reject_lines(wh, p.contract.name, p.source, plan_json(p.plan), rejects) if len(rejects) else []
+    for table, column, lines in ((p.valid, "_line", valid_lines), (p.rejects, "line", reject_lines)):
+        if len(lines):
+            raw.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT UNNEST(?::BIGINT[]))", [list(map(int, lines))])
+    r.rows_suppressed = len(valid_lines) + len(reject_lines)
+    r.rows_loaded -= len(valid_lines)
+    r.rows_rejected -= len(reject_lines)
+    if reject_lines:
+        r.problems = _summarise_problems(raw.execute(f"SELECT line, \"column\", value, reason FROM {p.rejects}").df())
+
 
 # %% ../notebooks/03_warehouse.ipynb #5abf142a
 def orphan_lines(wh: Warehouse) -> ibis.Table:

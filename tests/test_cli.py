@@ -152,8 +152,10 @@ def test_forget_yes_erases_without_asking(merged):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Erase these?" not in done.stdout and f"forgot {cid}: raw_profiles " in done.stdout
-    missing = cli("forget", cid, "--dry-run", cwd=root)
-    assert missing.returncode == 2 and f"no customer '{cid}' in the crosswalk" in missing.stderr
+    again = cli("forget", cid, "--dry-run", cwd=root)
+    assert again.returncode == 0 and f"{cid}: already forgotten (" in again.stdout
+    missing = cli("forget", "C99999999", "--dry-run", cwd=root)
+    assert missing.returncode == 2 and "no customer 'C99999999' in the crosswalk" in missing.stderr
 
 
 # ---- init ----
