@@ -460,7 +460,7 @@ def _execute(template: Path, params: dict, run: ReportRun, run_id: str,
             raise LoyaltyLabError(f"report {template.name} failed in cell {e.exec_count}: {e.ename}: "
                                   f"{e.evalue}\nThe executed notebook is kept at {kept}") from None
         progress(f"report {run_id}: writing the HTML")
-        _to_html(executed, work / f"{REPORT_NAME}.html")
+        _to_html(executed, work / f"{REPORT_NAME}.html", run.settings.report.title)
         swap_in(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -526,14 +526,18 @@ def _run_list_jobs(path, s: Settings, template, *, with_warehouse: bool = True) 
 _OFFLINE_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n{% block html_head_js_requirejs %}{% endblock %}\n"
                      "{% block html_head_js_mathjax %}{% endblock %}\n{% block html_head_js_mermaidjs %}{% endblock %}")
 
-def _to_html(notebook: Path, html: Path):
+def _to_html(notebook: Path, html: Path, title: str | None = None):
+    "The executed notebook as one offline HTML page without code; `title` names the browser tab."
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})],
                             template_file="offline.html.j2", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    if title:
+        nb.metadata["title"] = title  # the template escapes it
+    body, _ = exporter.from_notebook_node(nb)
     html.write_text(body, encoding="utf-8")
 
 # %% ../notebooks/04_report.ipynb #082a1568

@@ -42,3 +42,46 @@ def copy_template(root: Path) -> Path:
 def cli(*args, cwd, timeout=600):
     "Run the installed `loyalty-lab` command in `cwd`."
     return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# what a reader must never see in a report: internals, missing values, Python's messages
+UNFIT_TEXT = r"Traceback|Warning|\bnan\b|\bNone\b|\bNaN\b|\bNaT\b|\binf\b"
+
+_PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const wide = [...document.querySelectorAll('.jp-OutputArea-output, table, img')]
+    .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                 || e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.tagName + ': ' + e.innerText.slice(0, 80));
+  const out = document.createElement('pre'); out.id = 'render-check';
+  out.textContent = JSON.stringify({images: imgs.length,
+    broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).length,
+    height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth,
+    tables: document.querySelectorAll('table').length, title: document.title, overflowing: wide,
+    text: document.body.innerText});
+  document.body.appendChild(out); });</script>"""
+
+
+def render_report(html_file: Path, screenshot: Path, width: int = 1280) -> dict:
+    """Open a report in headless Chromium: its facts (images, broken ones, page size, tables, <title>, elements wider
+    than the page or than their box, the visible text) and a full-page screenshot."""
+    import json
+    import re
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise AssertionError("Chromium is needed to check the report renders: `make test` installs it "
+                             "(apt-get install chromium)")
+    page = screenshot.with_suffix(".probe.html")
+    page.write_text(html_file.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},900",
+             f"--user-data-dir={screenshot.parent / '.chromium'}"]
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    found = re.search(r'<pre id="render-check">(.*?)</pre>', dom, flags=re.S)
+    assert found, "the page did not finish loading in Chromium"
+    import html as html_module
+    facts = json.loads(html_module.unescape(found.group(1)))
+    flags[4] = f"--window-size={width},{facts['height']}"
+    subprocess.run([browser, *flags, f"--screenshot={screenshot}", html_file.as_uri()], capture_output=True, timeout=180)
+    page.unlink()
+    return facts

@@ -98,7 +98,7 @@ def test_every_section_runs_or_says_which_table_is_absent(shop):
                      "No offers table was loaded; it would add the offer campaigns",
                      "Each of the 2,357 customer ids of the order lines is its own customer.",
                      "No behavioural clusters: segments: the basket and promotions features",
-                     "Every order line is in the one category 'music'",
+                     "every order line is in the one category 'music'",
                      "Backtest", "CLV deciles", "Contact calendar", "Thresholds between the scores"]:
         assert sentence in text, sentence
     # sales, Lorenz curve, cohorts, R×F + treemap, migration, backtest tracking, P(alive)/CLV; no merge chart or snake plot
@@ -120,7 +120,7 @@ def test_the_kernel_is_the_running_python_when_the_configured_one_is_not_registe
 
 def test_progress_names_each_section_as_the_kernel_reaches_it(shop):
     sections = template_sections()
-    assert len(sections) == 14 and sections[5] == "Who the customers are: RFM segments"
+    assert len(sections) == 15 and sections[6] == "Who the customers are: RFM segments"
     assert shop["steps"][1:] == [f"report cdnow: {s}" for s in sections] + ["report cdnow: writing the HTML"]
 
 

@@ -14,7 +14,7 @@ import pytest
 import lab_helpers
 from lab_helpers import SAMPLE, make_lab
 
-SECTIONS = ["Run parameters and data coverage", "Headline figures", "Data quality and profile merging",
+SECTIONS = ["At a glance", "Run parameters and data coverage", "Headline figures", "Data quality and profile merging",
             "Revenue concentration: the 80/20 question", "New and existing customers, and cohort retention",
             "Who the customers are: RFM segments", "Segment migration", "Lifecycle stages and this week's contacts",
             "Customer lifetime value", "Behavioural clusters", "Offers: what to send to whom",
