@@ -294,6 +294,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'loyalty_lab.report._check_filter': ('report.html#_check_filter', 'loyalty_lab/report.py'),
                                     'loyalty_lab.report._check_run_id': ('report.html#_check_run_id', 'loyalty_lab/report.py'),
                                     'loyalty_lab.report._execute': ('report.html#_execute', 'loyalty_lab/report.py'),
+                                    'loyalty_lab.report._fit_label': ('report.html#_fit_label', 'loyalty_lab/report.py'),
                                     'loyalty_lab.report._output_root': ('report.html#_output_root', 'loyalty_lab/report.py'),
                                     'loyalty_lab.report._parse_filter': ('report.html#_parse_filter', 'loyalty_lab/report.py'),
                                     'loyalty_lab.report._plain': ('report.html#_plain', 'loyalty_lab/report.py'),

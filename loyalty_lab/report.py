@@ -569,8 +569,7 @@ def treemap_rects(sizes, x: float = 0.0, y: float = 0.0, width: float = 1.0, hei
     return rects
 
 def plot_treemap(sizes: pd.Series, labels: pd.Series | None = None, title: str = "", ax=None):
-    "A treemap of `sizes` (index = names), labelled with `labels` (default: the names)."
-    import textwrap
+    "A treemap of `sizes` (index = names), labelled with `labels` (default: the names) where a label fits its tile."
     import matplotlib.pyplot as plt
     import seaborn as sns
     sizes = sizes[sizes > 0].sort_values(ascending=False)
@@ -578,17 +577,31 @@ def plot_treemap(sizes: pd.Series, labels: pd.Series | None = None, title: str =
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 5))
     colours = sns.color_palette("tab20", len(sizes))
-    for (x, y, w, h), label, colour in zip(treemap_rects(sizes.to_numpy()), labels, colours):
-        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="white", linewidth=2))
-        if w * h > 0.012:
-            size = 9 if w > 0.12 else 7
-            # wrapped here, not with wrap=True: matplotlib's wrapping reads a $ in a name as maths whatever parse_math
-            chars = max(6, int(w * ax.figure.get_figwidth() * 72 / (size * 0.6)))
-            text = "\n".join(textwrap.fill(line, chars) for line in str(label).split("\n"))
-            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, parse_math=False)
     ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
     ax.axis("off")
+    ax.figure.tight_layout()  # the tiles' final size on the page, before the labels are fitted into them
+    renderer = ax.figure.canvas.get_renderer()
+    for (x, y, w, h), label, colour in zip(treemap_rects(sizes.to_numpy()), labels, colours):
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="white", linewidth=2))
+        (x0, y0), (x1, y1) = ax.transData.transform([(x, y), (x + w, y + h)])
+        _fit_label(ax, renderer, str(label).split("\n"), (x + w / 2, y + h / 2), x1 - x0 - 6, y1 - y0 - 6)
     return ax.figure
+
+def _fit_label(ax, renderer, lines: list[str], centre, width: float, height: float):
+    """The largest label that fits inside a tile (`width` × `height` in pixels): all its lines, else fewer, at 9 down
+    to 6 points; none when even the first line does not fit (the tile is too small to name)."""
+    import textwrap
+    for keep in range(len(lines), 0, -1):
+        for size in (9, 8, 7, 6):
+            # wrapped here, not with wrap=True: matplotlib's wrapping reads a $ in a name as maths whatever parse_math
+            chars = max(4, int(width / (size * 0.62)))
+            text = ax.text(*centre, "\n".join(textwrap.fill(line, chars) for line in lines[:keep]), ha="center",
+                           va="center", fontsize=size, parse_math=False)
+            box = text.get_window_extent(renderer)
+            if box.width <= width and box.height <= height:
+                return text
+            text.remove()
+    return None
 
 def plot_snake(means: pd.DataFrame, title: str = "Clusters across the features (standardised means)", ax=None):
     "Snake plot: one line per row of `means` (clusters × standardised features)."

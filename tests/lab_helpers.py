@@ -62,6 +62,9 @@ _PROBE = """<script>window.addEventListener('load', () => {
   document.body.appendChild(out); });</script>"""
 
 
+SCREENSHOTS = REPO / "build" / "screenshots"  # where the render tests leave what they saw, to be looked at
+
+
 def render_report(html_file: Path, screenshot: Path, width: int = 1280) -> dict:
     """Open a report in headless Chromium: its facts (images, broken ones, page size, tables, <title>, elements wider
     than the page or than their box, the visible text) and a full-page screenshot."""
@@ -84,4 +87,18 @@ def render_report(html_file: Path, screenshot: Path, width: int = 1280) -> dict:
     flags[4] = f"--window-size={width},{facts['height']}"
     subprocess.run([browser, *flags, f"--screenshot={screenshot}", html_file.as_uri()], capture_output=True, timeout=180)
     page.unlink()
+    return facts
+
+
+def check_rendering(html_file: Path, name: str) -> dict:
+    """Render a report into SCREENSHOTS/<name>.png and check what a reader sees: no Python internals or missing values
+    in the visible text, every image loads, nothing wider than the page, the browser tab named by the report's title."""
+    import re
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    facts = render_report(html_file, SCREENSHOTS / f"{name}.png")
+    unfit = [facts["text"][max(0, m.start() - 60):m.end() + 30] for m in re.finditer(UNFIT_TEXT, facts["text"])]
+    assert not unfit, unfit
+    assert facts["images"] > 0 and facts["broken"] == 0, facts
+    assert facts["width"] <= 1280 and not facts["overflowing"], facts["overflowing"]
+    assert (SCREENSHOTS / f"{name}.png").stat().st_size > 100_000  # a real page, not a blank one
     return facts

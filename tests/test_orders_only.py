@@ -111,6 +111,13 @@ def test_every_section_runs_or_says_which_table_is_absent(shop):
     assert not re.search(r"Traceback|Warning:|Error:|\bnan\b|None", text)
 
 
+def test_the_report_of_a_one_category_shop_renders_cleanly(shop):
+    "CDNOW in Chromium (build/screenshots/cdnow.png): no internals, no missing values, nothing spilling."
+    import lab_helpers
+    facts = lab_helpers.check_rendering(shop["folder"] / "segment_report.html", "cdnow")
+    assert facts["images"] == 7 and "Needs action" in facts["text"]
+
+
 def test_the_kernel_is_the_running_python_when_the_configured_one_is_not_registered(shop):
     executed = nbformat.read(shop["folder"] / "segment_report.ipynb", as_version=4)
     assert executed.metadata.kernelspec.name == "python3"
