@@ -667,6 +667,7 @@ def choose_model(lines, as_of, settings=None, *, timezone: str | None = None, se
     timezone = _setting(settings, "locale", "timezone", "UTC") if timezone is None else timezone
     where = dict(customer_id=customer_id, ts=ts, amount=amount, order_id=order_id, timezone=timezone)
     summary = summarize(lines, as_of, unit, **where)
+    _btyd_inputs(summary, "choose_model")  # too few customers, no repeat buyer: said once, before any backtest
     end = pd.Timestamp(summary.attrs["as_of"]).strftime("%Y-%m-%d")
     history_days = int(round(float(summary["T"].max()) * TIME_UNITS[unit])) if summary["T"].notna().any() else 0
     holdout_days = int(min(horizon_days, MAX_HOLDOUT_DAYS, history_days // 3))

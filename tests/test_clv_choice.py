@@ -164,3 +164,16 @@ def test_synthetic_programme_other_seed():
     s = got.summary.reindex(p.index)
     lapsed = (s.frequency == 0) & (s["T"] * 7 >= 365)
     assert lapsed.any() and (p.churn_risk[lapsed] != "low").all()
+
+
+def test_too_few_customers_are_refused_before_any_backtest(history):
+    few = history[history.customer_id.isin(history.customer_id.unique()[:5])]
+    with pytest.raises(LoyaltyLabError, match=r"^choose_model: 5 customers with purchases; a purchase model needs at "
+                                              r"least 10 \(better hundreds\)"):
+        choose_model(few, AS_OF)
+
+
+def test_one_time_buyers_cannot_be_given_to_bgnbd():
+    with pytest.raises(LoyaltyLabError, match=r"one_time_model = 'bgnbd': mbgnbd, pareto_nbd or None \(BG/NBD cannot "
+                                              r"tell whether a one-time buyer dropped out\)"):
+        ClvModel("bgnbd", one_time_model="bgnbd")
