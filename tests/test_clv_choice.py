@@ -177,3 +177,17 @@ def test_one_time_buyers_cannot_be_given_to_bgnbd():
     with pytest.raises(LoyaltyLabError, match=r"one_time_model = 'bgnbd': mbgnbd, pareto_nbd or None \(BG/NBD cannot "
                                               r"tell whether a one-time buyer dropped out\)"):
         ClvModel("bgnbd", one_time_model="bgnbd")
+
+
+def test_a_backtest_that_cannot_run_leaves_the_default_and_says_why(history, monkeypatch):
+    def cannot(*args, **kwargs):
+        raise LoyaltyLabError("backtest: no purchase model could be fitted on the calibration period to 1997-12-31: …")
+    monkeypatch.setattr(clv, "backtest", cannot)
+    got = choose_model(history, AS_OF, load_settings(flags={"clv.model": "bgnbd"}, env={}))
+    assert got.backtest is None and got.model.label == "BG/NBD"
+    assert got.reason == ("the holdout backtest on the last 181 days could not fit any purchase model on the history to "
+                          "1997-12-31, so the default BG/NBD is used")
+    assert got.ranking.note.iloc[0].startswith("not backtested: backtest: no purchase model could be fitted")
+    # BG/NBD chosen: its one-time buyers' P(alive) comes from MBG/NBD, and the predictions say so
+    p = got.model.predict(got.summary)
+    assert p.p_alive_from[got.summary.frequency == 0].eq("MBG/NBD").all() and p.p_alive_from.eq("BG/NBD").any()
