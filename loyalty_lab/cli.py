@@ -209,8 +209,9 @@ lapsed_overdue = 3.0
 churned_overdue = 6.0
 
 [clv]
-# bgnbd, pareto_nbd or mbgnbd
-model = bgnbd
+# mbgnbd, pareto_nbd or bgnbd: the purchase model where the report's holdout backtest cannot choose one (too
+# little history), and ClvModel.from_settings'. bgnbd says every one-time buyer is still a customer.
+model = mbgnbd
 time_unit = W
 horizon_days = 365
 # annual

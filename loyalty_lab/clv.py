@@ -8,16 +8,17 @@ calibration / holdout split, with intervals and a machine-learning comparator.""
 from __future__ import annotations
 import contextlib, io, math, warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from .core import LoyaltyLabError
-from .summary import TIME_UNITS, calibration_and_holdout, daily_purchases
+from .summary import TIME_UNITS, calibration_and_holdout, daily_purchases, summarize
 
 # %% auto #0
-__all__ = ['MODELS', 'MIN_CUSTOMERS', 'WARM_START_ROWS', 'INDEPENDENCE_LIMIT', 'CHURN_BANDS', 'ML_LABEL', 'ClvModel', 'simulate',
-           'intervals', 'Backtest', 'p_alive_matrix', 'backtest']
+__all__ = ['MODELS', 'MIN_CUSTOMERS', 'WARM_START_ROWS', 'INDEPENDENCE_LIMIT', 'CHURN_BANDS', 'ONE_TIME_LAPSED_DAYS', 'ML_LABEL',
+           'MAX_HOLDOUT_DAYS', 'MIN_HOLDOUT_DAYS', 'ClvModel', 'simulate', 'intervals', 'Backtest', 'p_alive_matrix',
+           'backtest', 'ModelChoice', 'choose_model']
 
 # %% ../notebooks/13_clv.ipynb #d2103821
 MODELS = {"bgnbd": ("BG/NBD", BetaGeoFitter), "pareto_nbd": ("Pareto/NBD", ParetoNBDFitter),
@@ -170,6 +171,7 @@ def _spend_inputs(summary: pd.DataFrame, what: str) -> tuple[pd.DataFrame, int]:
 
 # %% ../notebooks/13_clv.ipynb #20d44305
 CHURN_BANDS = (0.3, 0.7)  # P(alive) below the first: high risk; below the second: medium
+ONE_TIME_LAPSED_DAYS = 365  # a one-time buyer this long after the purchase is at least medium risk (lifecycle: lapsed)
 _MONTH_DAYS = 365.25 / 12
 
 def _check_days(days, name: str):
@@ -179,17 +181,30 @@ def _check_days(days, name: str):
 
 @dataclass
 class ClvModel:
-    "Purchase model (BG/NBD, Pareto/NBD or MBG/NBD) plus Gamma-Gamma spend, fitted with lifetimes on a summary."
-    model: str = "bgnbd"
+    """Purchase model (MBG/NBD by default, BG/NBD or Pareto/NBD) plus Gamma-Gamma spend, fitted with lifetimes on a summary.
+
+    One-time buyers: BG/NBD lets a customer drop out only right after a *repeat* purchase, so somebody who
+    bought once can never have dropped out — BG/NBD's P(alive) at frequency 0 is exactly 1, however long ago
+    the purchase was. MBG/NBD (dropout possible right after the first purchase too) and Pareto/NBD (dropout
+    at any time) let it fall with the time since the purchase. So when the purchase model is BG/NBD, the
+    one-time buyers' P(alive) and churn risk come from `one_time_model` (MBG/NBD), fitted on the same
+    customers; their purchases and CLV stay BG/NBD's (the backtest scored those). `predict`'s column
+    `p_alive_from` names the model each customer's P(alive) comes from. Whatever the model, a one-time buyer
+    `ONE_TIME_LAPSED_DAYS` (365) or more after the purchase is at least medium churn risk."""
+    model: str = "mbgnbd"
     penalizer: float = 0.0
     seed: int = 42
     spend: bool = True  # fit Gamma-Gamma too
+    one_time_model: str | None = "mbgnbd"  # BG/NBD only: gives one-time buyers their P(alive); None: BG/NBD's own (1)
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise LoyaltyLabError(f"CLV model {self.model!r} is not known; choose one of {', '.join(MODELS)}")
         if self.penalizer < 0:
             raise LoyaltyLabError(f"penalizer = {self.penalizer}: must be ≥ 0")
+        if self.one_time_model not in (None, "mbgnbd", "pareto_nbd"):
+            raise LoyaltyLabError(f"one_time_model = {self.one_time_model!r}: mbgnbd, pareto_nbd or None (BG/NBD cannot "
+                                  "tell whether a one-time buyer dropped out)")
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> "ClvModel":
@@ -233,6 +248,14 @@ class ClvModel:
                     raise _not_converged(label, jobs[label][3], self.time_unit_) from None
         self.transactions_ = fitted[self.label]
         self.spend_ = fitted.get("Gamma-Gamma")
+        self.one_time_ = None
+        if self.model == "bgnbd" and self.one_time_model and (x.frequency == 0).any():
+            try:
+                self.one_time_ = ClvModel(self.one_time_model, self.penalizer, self.seed, spend=False,
+                                          one_time_model=None).fit(summary)
+            except LoyaltyLabError as e:
+                warnings.warn(f"one-time buyers keep BG/NBD's P(alive) of 1 (their churn risk only from the time since "
+                              f"the purchase): {e}", stacklevel=2)
         return self
 
     @property
@@ -289,12 +312,18 @@ class ClvModel:
         tm = self.transactions_
         out = pd.DataFrame(index=x.index)
         out["p_alive"] = self._per_unique(x, tm.conditional_probability_alive)
+        out["p_alive_from"] = self.label
+        one_time = (x.frequency == 0).to_numpy()
+        if getattr(self, "one_time_", None) is not None and one_time.any():
+            out.loc[one_time, "p_alive"] = self.one_time_._per_unique(x[one_time], self.one_time_.transactions_.conditional_probability_alive)
+            out.loc[one_time, "p_alive_from"] = self.one_time_.label
         for h in horizons_days:
             out[f"purchases_{h:g}d"] = self.expected_purchases(summary, h)
         out["spend_per_purchase"] = self.spend_per_purchase(summary) if self.spend_ is not None else np.nan
         out["clv"] = self._discounted_purchases(x, horizon_days, discount_rate) * out.spend_per_purchase
         low, high = CHURN_BANDS
-        out["churn_risk"] = pd.Categorical(np.select([out.p_alive < low, out.p_alive < high], ["high", "medium"], "low"),
+        lapsed = one_time & (np.round(x["T"].to_numpy() * TIME_UNITS[self.time_unit_], 6) >= ONE_TIME_LAPSED_DAYS)
+        out["churn_risk"] = pd.Categorical(np.select([out.p_alive < low, (out.p_alive < high) | lapsed], ["high", "medium"], "low"),
                                            categories=["low", "medium", "high"], ordered=True)
         r, alpha = tm.params_["r"], tm.params_["alpha"]
         out["days_to_next_purchase"] = (alpha + x["T"]) / (r + x.frequency) * TIME_UNITS[self.time_unit_]
@@ -371,7 +400,8 @@ def _refit(model: "ClvModel", x: pd.DataFrame, rng, attrs, attempts: int = 3) ->
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the independence check was reported by the main fit
-                return ClvModel(model.model, model.penalizer, int(rng.integers(1 << 31)), model.spend).fit(
+                return ClvModel(model.model, model.penalizer, int(rng.integers(1 << 31)), model.spend,
+                                one_time_model=None).fit(
                     _resample(x, rng, attrs), start_from=model)
         except LoyaltyLabError:
             if attempt == attempts - 1:
@@ -437,13 +467,17 @@ def _coverage(sims: np.ndarray, actual: np.ndarray, level: float, rng) -> tuple[
 def _out_of_fold(features: pd.DataFrame, target: pd.Series, seed: int) -> np.ndarray:
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.model_selection import KFold
+    from threadpoolctl import threadpool_limits
     out = np.zeros(len(target))
-    for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
-        # shallow, large leaves, shrinkage: deeper trees overfit the many zeros and under-forecast the totals
-        model = HistGradientBoostingRegressor(loss="poisson", max_iter=100, learning_rate=0.05, max_depth=3,
-                                              min_samples_leaf=50, l2_regularization=1.0, random_state=seed)
-        model.fit(features.iloc[train], target.iloc[train])
-        out[test] = model.predict(features.iloc[test])
+    # on small data OpenMP's threads mostly wait for each other, the longer the busier the machine (CDNOW on 2
+    # busy cores: 28 s instead of 4 s): one thread below 100,000 customers
+    with threadpool_limits(1 if len(target) < 100_000 else None, "openmp"):
+        for train, test in KFold(5, shuffle=True, random_state=seed).split(features):
+            # shallow, large leaves, shrinkage: deeper trees overfit the many zeros and under-forecast the totals
+            model = HistGradientBoostingRegressor(loss="poisson", max_iter=100, learning_rate=0.05, max_depth=3,
+                                                  min_samples_leaf=50, l2_regularization=1.0, random_state=seed)
+            model.fit(features.iloc[train], target.iloc[train])
+            out[test] = model.predict(features.iloc[test])
     return out
 
 @dataclass
@@ -457,6 +491,7 @@ class Backtest:
     predictions: pd.DataFrame  # per calibration customer: actual and each model's holdout purchases
     calibration_end: str
     best: str = ""
+    failures: dict = field(default_factory=dict)  # model label → why it could not be fitted (skip_failures=True)
 
     def plot_tracking(self):
         "Weekly and cumulative repeat purchase days of the calibration customers: actual and each model."
@@ -498,6 +533,7 @@ class Backtest:
 
     @property
     def best_probabilistic(self) -> str:
+        "The purchase model (not the comparator, which gives no P(alive)) with the lowest per-customer error."
         return self.comparison.drop(index=ML_LABEL, errors="ignore").purchases_rmse.idxmin()
 
 def p_alive_matrix(model: ClvModel, split: pd.DataFrame, max_frequency: int | None = None) -> pd.DataFrame:
@@ -532,8 +568,10 @@ def _tracking(daily: pd.DataFrame, models: dict, unit: int) -> pd.DataFrame:
 def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, models=tuple(MODELS), ml: bool = True,
              features: pd.DataFrame | None = None, penalizer: float = 0.0, seed: int = 42, level: float = 0.9,
              draws: int = 200, bootstraps: int = 10, customer_id: str = "customer_id", ts: str = "ts",
-             amount: str = "amount", order_id: str | None = "order_id", timezone: str = "UTC") -> Backtest:
-    "Fit each model on the calibration period and score it on the holdout (see above)."
+             amount: str = "amount", order_id: str | None = "order_id", timezone: str = "UTC",
+             skip_failures: bool = False) -> Backtest:
+    """Fit each model on the calibration period and score it on the holdout (see above). `skip_failures`: a model
+    that cannot be fitted is left out and its reason kept in `failures` (an error only if none can be fitted)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise LoyaltyLabError(f"backtest: models {unknown or '(none)'} — choose from {', '.join(MODELS)}")
@@ -546,19 +584,28 @@ def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, model
     cal = _calibration_summary(split, time_unit, split.attrs["calibration_end"])
     actual = {"purchases": split.frequency_holdout.to_numpy(), "spend": split.spend_holdout.to_numpy()}
     rng = np.random.default_rng(seed)
-    fitted, rows = {}, []
+    fitted, rows, failures = {}, [], {}
     predictions = pd.DataFrame({"actual": actual["purchases"]}, index=split.index)
     for name in models:
-        m = ClvModel(name, penalizer, seed).fit(cal)
+        try:
+            m = ClvModel(name, penalizer, seed).fit(cal)
+            _, purchases, spend = simulate(m, cal, days, draws, bootstraps)
+        except LoyaltyLabError as e:
+            if not skip_failures:
+                raise
+            failures[MODELS[name][0]] = str(e)
+            continue
         fitted[m.label] = m
         predicted = {"purchases": m.expected_purchases(cal, days).to_numpy()}
         predicted["spend"] = predicted["purchases"] * m.spend_per_purchase(cal).to_numpy()
-        _, purchases, spend = simulate(m, cal, days, draws, bootstraps)
         cover_purchases, cover_totals = _coverage(purchases, actual["purchases"], level, rng)
         cover_spend, _ = _coverage(spend, actual["spend"], level, rng)
         rows.append({"model": m.label, **_scores(predicted, actual), "coverage_purchases": cover_purchases,
                      "coverage_spend": cover_spend, "coverage_totals": cover_totals})
         predictions[m.label] = predicted["purchases"]
+    if not fitted:
+        raise LoyaltyLabError("backtest: no purchase model could be fitted on the calibration period to "
+                              f"{split.attrs['calibration_end']}: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     if ml:
         X = _ml_features(cal, features)
         predicted = {k: _out_of_fold(X, pd.Series(v), seed) for k, v in actual.items()}
@@ -571,7 +618,7 @@ def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, model
     by_frequency.index.name = "frequency"
     tracking = _tracking(daily_purchases(lines, holdout_end, calibration_end, **where), fitted, TIME_UNITS[time_unit])
     return Backtest(split, fitted, comparison, by_frequency, tracking, predictions, str(pd.Timestamp(calibration_end).date()),
-                    best=comparison.purchases_rmse.idxmin())
+                    best=comparison.purchases_rmse.idxmin(), failures=failures)
 
 def _scores(predicted: dict, actual: dict) -> dict:
     return {f"{k}_{stat}": v for k in actual for stat, v in _errors(predicted[k], actual[k]).items()}
@@ -585,3 +632,96 @@ def _ml_features(cal: pd.DataFrame, features: pd.DataFrame | None) -> pd.DataFra
         raise LoyaltyLabError(f"backtest features: columns {', '.join(not_numbers)} are not numbers; encode them "
                               "(e.g. pd.get_dummies) or leave them out")
     return X.join(features.astype(float).add_prefix("f_"), how="left")  # customers without features: empty values
+
+# %% ../notebooks/13_clv.ipynb #6f676164
+MAX_HOLDOUT_DAYS = 182
+MIN_HOLDOUT_DAYS = 7
+_NOT_CHOSEN_ML = "comparator only: gives no P(alive), so it cannot be chosen"
+
+@dataclass
+class ModelChoice:
+    "The result of `choose_model`: the purchase model for this run and why."
+    model: ClvModel  # the chosen BTYD model (+ Gamma-Gamma), fitted on the whole history up to as_of
+    summary: pd.DataFrame  # that history's summary in the model's time unit (what `model.predict` takes)
+    backtest: Backtest | None  # None when the history is too short for a holdout
+    ranking: pd.DataFrame  # the three purchase models and the comparator, chosen first, with holdout errors and a note
+    reason: str  # one plain sentence
+    holdout_days: int  # min(horizon, 182 days, a third of the history); below 7 there is no backtest
+
+def _setting(settings, section: str, key: str, default):
+    return default if settings is None else getattr(getattr(settings, section), key)
+
+def choose_model(lines, as_of, settings=None, *, timezone: str | None = None, seed: int | None = None, ml: bool = True,
+                 features: pd.DataFrame | None = None, bootstraps: int = 2, draws: int = 100,
+                 customer_id: str = "customer_id", ts: str = "ts", amount: str = "amount",
+                 order_id: str | None = "order_id") -> ModelChoice:
+    """The purchase model of a run, chosen by a holdout backtest: every BTYD model is fitted on the history up to
+    `holdout_days` before `as_of` and the one with the lowest per-customer error (RMSE) of the holdout's purchase
+    days wins; it is then fitted on the whole history. `settings` ([clv] model is the default where no holdout
+    fits, time_unit, horizon_days, penalizer; [run] seed; [locale] timezone) or None for the built-in defaults."""
+    default = _setting(settings, "clv", "model", "mbgnbd")
+    unit = _setting(settings, "clv", "time_unit", "W")
+    horizon_days = _setting(settings, "clv", "horizon_days", 365)
+    penalizer = _setting(settings, "clv", "penalizer", 0.0)
+    seed = _setting(settings, "run", "seed", 42) if seed is None else seed
+    timezone = _setting(settings, "locale", "timezone", "UTC") if timezone is None else timezone
+    where = dict(customer_id=customer_id, ts=ts, amount=amount, order_id=order_id, timezone=timezone)
+    summary = summarize(lines, as_of, unit, **where)
+    _btyd_inputs(summary, "choose_model")  # too few customers, no repeat buyer: said once, before any backtest
+    end = pd.Timestamp(summary.attrs["as_of"]).strftime("%Y-%m-%d")
+    history_days = int(round(float(summary["T"].max()) * TIME_UNITS[unit])) if summary["T"].notna().any() else 0
+    holdout_days = int(min(horizon_days, MAX_HOLDOUT_DAYS, history_days // 3))
+    labels = [label for label, _ in MODELS.values()]
+    ranking = pd.DataFrame(index=pd.Index(labels + ([ML_LABEL] if ml else []), name="model"))
+    bt, cut = None, (pd.Timestamp(end) - pd.Timedelta(days=holdout_days)).strftime("%Y-%m-%d")
+    order = [default] + [m for m in MODELS if m != default]
+    if holdout_days < MIN_HOLDOUT_DAYS:
+        reason = (f"only {history_days} days of history: too little for a holdout of at least {MIN_HOLDOUT_DAYS} days, "
+                  f"so the default {MODELS[default][0]} is used")
+        ranking["note"] = "not backtested: too little history"
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # what they would say, the fit on the whole history says below
+                bt = backtest(lines, cut, end, unit, models=tuple(MODELS), ml=ml, features=features, penalizer=penalizer,
+                              seed=seed, draws=draws, bootstraps=bootstraps, skip_failures=True, **where)
+        except LoyaltyLabError as e:  # e.g. too few customers or no repeat buyer before the holdout
+            reason = (f"the holdout backtest on the last {holdout_days} days could not fit any purchase model on the "
+                      f"history to {cut}, so the default {MODELS[default][0]} is used")
+            ranking["note"] = f"not backtested: {e}"
+    if bt is not None:
+        failures = bt.failures
+        scored = bt.comparison.sort_values("purchases_rmse")
+        ranking = scored.reindex(list(scored.index) + list(failures))
+        ranking["note"] = ""
+        for label, why in failures.items():
+            ranking.loc[label, "note"] = f"could not be fitted: {why}"
+        name_of = {label: name for name, (label, _) in MODELS.items()}
+        order = [name_of[label] for label in ranking.index if label in name_of]
+        converged = len(MODELS) - len(failures)
+        among = "the three purchase models" if not failures else f"the {converged} purchase models that could be fitted"
+        reason = (f"{MODELS[order[0]][0]} had the lowest per-customer error of {among} on the last {holdout_days} days "
+                  f"(fitted to {bt.calibration_end}, scored on the holdout to {end})")
+    if ml:
+        ranking.loc[ML_LABEL, "note"] = _NOT_CHOSEN_ML
+    model, tried = None, {}
+    for name in order:  # the best first; the next if it cannot be fitted on the whole history
+        try:
+            model = ClvModel(name, penalizer, seed).fit(summary)
+            break
+        except LoyaltyLabError as e:
+            tried[MODELS[name][0]] = str(e)
+    if model is None:
+        by_reason = {}  # e.g. Gamma-Gamma's failure is every model's: say it once
+        for label, why in tried.items():
+            by_reason.setdefault(why, []).append(label)
+        raise LoyaltyLabError(f"no purchase model could be fitted on the history to {end}: "
+                              + "; ".join(f"{', '.join(labels)}: {why}" for why, labels in by_reason.items()))
+    if tried:
+        reason += (f"; {', '.join(tried)} could not be fitted on the whole history, so the next best, "
+                   f"{model.label}, is used")
+    top = [model.label] + [m for m in ranking.index if m != model.label]
+    ranking = ranking.reindex(top)
+    ranking.insert(0, "chosen", ranking.index == model.label)
+    return ModelChoice(model, summary, bt, ranking, reason, holdout_days)
+

@@ -109,7 +109,7 @@ OPTIONS: tuple[Option, ...] = (
            "Repeat buyers: 'at risk' when days since the last purchase exceed this many of their usual gaps", minimum=1),
     Option("lifecycle", "lapsed_overdue", "float", 3.0, "… 'lapsed' beyond this many gaps", minimum=1),
     Option("lifecycle", "churned_overdue", "float", 6.0, "… 'churned' beyond this many gaps", minimum=1),
-    Option("clv", "model", "choice", "bgnbd", "Purchase model", choices=("bgnbd", "pareto_nbd", "mbgnbd")),
+    Option("clv", "model", "choice", "mbgnbd", "Purchase model", choices=("bgnbd", "pareto_nbd", "mbgnbd")),
     Option("clv", "time_unit", "choice", "W", "Time unit of the purchase model (D days, W weeks)", choices=("D", "W")),
     Option("clv", "horizon_days", "int", 365, "CLV horizon in days", minimum=1),
     Option("clv", "discount_rate", "float", 0.10, "Annual discount rate for CLV", minimum=0, maximum=1),

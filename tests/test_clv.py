@@ -56,7 +56,7 @@ def test_synthetic_programme_latent_parameters_are_recovered():
     organic = prog.truth["orders"].query("kind == 'organic'")[["order_id", "person_id"]]
     lines = prog.table("order_lines").merge(organic, on="order_id")
     lines["amount"] = lines.quantity * lines.unit_price - lines.discount.fillna(0) * np.sign(lines.quantity)
-    fitted = ClvModel().fit(summarize(lines, prog.config.end, "W", customer_id="person_id"))
+    fitted = ClvModel("bgnbd").fit(summarize(lines, prog.config.end, "W", customer_id="person_id"))  # the generator's model
     estimate = dict(zip(fitted.params.parameter, fitted.params.estimate))
     cfg = prog.config
     # stated tolerance: 10 % for r, a, b (alpha 15 %: same-day purchases merge, see test_synth); Gamma-Gamma 15 %
@@ -98,7 +98,12 @@ def test_predictions_match_hand_computation(bgnbd, cal):
     # P(alive) of BG/NBD for a repeat buyer: 1 / (1 + a/(b+x−1) ((α+T)/(α+t_x))^(r+x))
     x, tx, T = cal.loc[who, ["frequency", "recency", "T"]]
     assert p.p_alive[who] == pytest.approx(1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x)))
-    assert p.p_alive[cal.frequency == 0].eq(1).all()  # BG/NBD: nobody drops out before a repeat purchase
+    # BG/NBD: nobody drops out before a repeat purchase, so its own P(alive) of a one-time buyer is 1; predict gives
+    # them MBG/NBD's instead, and says so
+    one_time = cal[cal.frequency == 0]
+    own = bgnbd.transactions_.conditional_probability_alive(one_time.frequency, one_time.recency, one_time["T"])
+    assert np.allclose(own, 1.0) and (p.p_alive[one_time.index] < 0.7).all()
+    assert set(p.p_alive_from[one_time.index]) == {"MBG/NBD"} and set(p.p_alive_from.drop(one_time.index)) == {"BG/NBD"}
     assert p.days_to_next_purchase[who] == pytest.approx((alpha + T) / (r + x) * 7)
     # without discounting CLV is expected purchases over the horizon times spend per purchase
     assert np.allclose(p.clv, p.purchases_365d * p.spend_per_purchase)
