@@ -362,6 +362,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'loyalty_lab.rules.read_segment_rules': ('rules.html#read_segment_rules', 'loyalty_lab/rules.py'),
                                    'loyalty_lab.rules.rule_condition': ('rules.html#rule_condition', 'loyalty_lab/rules.py')},
             'loyalty_lab.sections': { 'loyalty_lab.sections.ClvResult': ('sections.html#clvresult', 'loyalty_lab/sections.py'),
+                                      'loyalty_lab.sections.ClvResult.model': ('sections.html#clvresult.model', 'loyalty_lab/sections.py'),
                                       'loyalty_lab.sections.OfferResult': ('sections.html#offerresult', 'loyalty_lab/sections.py'),
                                       'loyalty_lab.sections.ReportContext': ('sections.html#reportcontext', 'loyalty_lab/sections.py'),
                                       'loyalty_lab.sections.ReportContext.__enter__': ( 'sections.html#reportcontext.__enter__',

@@ -494,10 +494,12 @@ class Backtest:
     failures: dict = field(default_factory=dict)  # model label → why it could not be fitted (skip_failures=True)
 
     def plot_tracking(self):
-        "Weekly and cumulative repeat purchase days of the calibration customers: actual and each model."
+        """Weekly and cumulative repeat purchase days of the calibration customers: actual and each model. The weekly
+        line leaves out a last week that is not complete (it would dive); the cumulative one counts every day."""
         import matplotlib.pyplot as plt
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-        for ax, data, title in ((axes[0], self.tracking, "Repeat purchase days per week"),
+        complete = self.tracking.iloc[:-1] if self.tracking.attrs.get("last_week_days", 7) < 7 else self.tracking
+        for ax, data, title in ((axes[0], complete, "Repeat purchase days per week"),
                                 (axes[1], self.tracking.cumsum(), "Cumulative repeat purchase days")):
             for column in data.columns:
                 ax.plot(data.index, data[column], color="black" if column == "actual" else None,
@@ -563,6 +565,7 @@ def _tracking(daily: pd.DataFrame, models: dict, unit: int) -> pd.DataFrame:
             expected = np.asarray(m.transactions_.expected_number_of_purchases_up_to_time(np.clip(elapsed, 0, None).ravel()), float)
         cumulative = (expected.reshape(elapsed.shape) * (elapsed >= 0) * cohort[firsts]).sum(axis=1)
         out[label] = np.diff(cumulative, prepend=0.0)
+    out.attrs["last_week_days"] = int(len(daily) - 7 * (len(out) - 1))  # < 7: the last week is not complete
     return out
 
 def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, models=tuple(MODELS), ml: bool = True,

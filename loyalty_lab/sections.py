@@ -20,7 +20,7 @@ import loyalty_lab
 from .affinity import affinity_by_segment, customer_affinities
 from .campaigns import (action_table, clv_deciles, offer_by_segment, offer_evidence, pseudonymous_keys, slug,
                         value_tiers, write_exports)
-from .clv import Backtest, ClvModel, backtest
+from .clv import ClvModel, ModelChoice, choose_model
 from .core import LoyaltyLabError
 from .lifecycle import (CONTACT_PLAYBOOK, STAGES, LifecycleRules, cohort_retention, contact_calendar,
                         lifecycle_stages, new_vs_existing, peak_weekday)
@@ -143,34 +143,25 @@ def _analysis(name: str):
 # %% ../notebooks/20_sections.ipynb #c056eeef
 @dataclass
 class ClvResult:
-    "The purchase model of the run, how it was chosen, and each buyer's predictions (with value tier and segment)."
-    model: ClvModel
+    "The purchase model of the run as `choose_model` chose it, and each buyer's predictions (value tier, segment)."
+    choice: ModelChoice
     predictions: pd.DataFrame
-    backtest: "Backtest | None"
-    holdout_days: int
-    history_days: int
+
+    @property
+    def model(self) -> ClvModel:
+        return self.choice.model
 
 def predict_clv(ctx: ReportContext) -> ClvResult:
-    "Backtest on a holdout, then fit on the whole history and predict each buyer's purchases, P(alive) and CLV."
+    """The purchase model chosen by the holdout backtest (`choose_model`), fitted on the whole history: each buyer's
+    purchases, P(alive), churn risk and CLV over the horizon."""
     s = ctx.settings
-    history_days = int((ctx.as_of - ctx.buyers_summary.first_purchase.min()).days)
-    holdout_days = int(min(s.clv.horizon_days, 182, history_days // 3))
-    bt = None
-    if holdout_days >= 7:
-        cut = (ctx.as_of - pd.Timedelta(days=holdout_days)).strftime("%Y-%m-%d")
-        try:
-            bt = backtest(ctx.lines, cut, ctx.as_of.strftime("%Y-%m-%d"), s.clv.time_unit, models=(s.clv.model,),
-                          penalizer=s.clv.penalizer, seed=ctx.seed, bootstraps=2, draws=100, timezone=ctx.tz)
-        except LoyaltyLabError as e:
-            ctx.notes.setdefault("CLV", []).append(f"no backtest: {e}")
-    unit_summary = summarize(ctx.lines, ctx.as_of, s.clv.time_unit, timezone=ctx.tz)
-    model = ClvModel.from_settings(s).fit(unit_summary)
-    predictions = model.predict(unit_summary, horizons_days=(30, 90), horizon_days=s.clv.horizon_days,
-                                discount_rate=s.clv.discount_rate)
+    choice = choose_model(ctx.lines, ctx.as_of, s, timezone=ctx.tz, seed=ctx.seed)
+    predictions = choice.model.predict(choice.summary, horizons_days=(30, 90), horizon_days=s.clv.horizon_days,
+                                       discount_rate=s.clv.discount_rate)
     predictions = predictions.reindex(ctx.buyers.index.intersection(predictions.index))
     predictions["value_tier"] = value_tiers(predictions.clv.fillna(0.0))
     predictions["segment"] = ctx.buyers.segment.reindex(predictions.index)
-    return ClvResult(model, predictions, bt, holdout_days, history_days)
+    return ClvResult(choice, predictions)
 
 @dataclass
 class OfferResult:
@@ -865,10 +856,11 @@ def clv_section(ctx: ReportContext) -> Section:
     if r is None:
         s.note(f"CLV could not be predicted: {md_text(ctx.problems.get('CLV', 'no result'))}.")
         return s
-    cur = ctx.currency
-    if r.backtest is not None:
-        bt = r.backtest
-        comparison = bt.comparison.rename(columns={
+    cur, choice = ctx.currency, r.choice
+    s.text(f"**The purchase model**: {md_text(choice.reason)}.")
+    if choice.backtest is not None:
+        bt = choice.backtest
+        comparison = choice.ranking.rename(columns={
             "purchases_predicted": "purchases predicted", "purchases_actual": "purchases actual",
             "purchases_error_pct": "error in purchases", "purchases_rmse": "error per customer (RMSE)",
             "coverage_purchases": "customers inside their 90 % range", "spend_predicted": f"spend predicted ({cur})",
@@ -877,20 +869,25 @@ def clv_section(ctx: ReportContext) -> Section:
                                         "error per customer (RMSE)", "customers inside their 90 % range",
                                         f"spend predicted ({cur})", f"spend actual ({cur})", "error in spend")
                             if c in comparison]]
-        s.text(f"**Backtest**: fitted up to {bt.calibration_end} and scored on the next {r.holdout_days} days; the lower "
-               f"error per customer (RMSE, purchases) is **{md_text(bt.best)}**'s. *Inside their 90 % range*: the share "
-               "of customers whose actual purchases fell inside the model's 90 % interval (ideally about 90 %).")
+        shown = shown.assign(note=choice.ranking.note.where(~choice.ranking.chosen, "chosen").fillna(""))
+        s.text(f"**Backtest**: every model fitted up to {bt.calibration_end} and scored on the next {choice.holdout_days} "
+               "days, the chosen one first. *Error per customer*: the typical miss in one customer's number of purchases "
+               "(RMSE; lower is better). *Inside their 90 % range*: the share of customers whose actual purchases fell "
+               "inside the model's 90 % interval (ideally about 90 %).")
         s.table(html_table(shown.rename_axis(None), {
             "purchases predicted": "{:,.0f}", "purchases actual": "{:,.0f}", "error in purchases": "{:+.1f} %",
             "error per customer (RMSE)": "{:.2f}", "customers inside their 90 % range": percent,
-            f"spend predicted ({cur})": "{:,.0f}", f"spend actual ({cur})": "{:,.0f}", "error in spend": "{:+.1f} %"}))
+            f"spend predicted ({cur})": "{:,.0f}", f"spend actual ({cur})": "{:,.0f}", "error in spend": "{:+.1f} %"},
+            left=["note"]))
         s.figure(bt.plot_tracking())
-    elif r.holdout_days < 7:
-        s.note(f"Only {r.history_days} days of history: too little to hold out a period for a backtest.")
     ctx.explain(s, "CLV")
     p = r.predictions
     s.text(f"**Predictions as of {ctx.as_of:%Y-%m-%d}** with {md_text(r.model.label)} + Gamma-Gamma. Total predicted "
            f"CLV **{ctx.money(p.clv.sum())}**.")
+    borrowed = p.p_alive_from[p.p_alive_from != r.model.label] if "p_alive_from" in p else p.p_alive_from.iloc[:0]
+    if len(borrowed):
+        s.text(f"{len(borrowed):,} one-time buyers take their P(alive) and churn risk from {md_text(borrowed.iloc[0])}: "
+               f"{md_text(r.model.label)} cannot tell whether someone who bought once has left (it gives them 100 %).")
     by_seg = p.groupby("segment").agg(customers=("clv", "size"), p_alive=("p_alive", "mean"),
                                       mean_clv=("clv", "mean"), total_clv=("clv", "sum"))
     by_seg = ctx.in_segment_order(by_seg)
@@ -923,7 +920,8 @@ def clv_section(ctx: ReportContext) -> Section:
                  "total": float(p.clv.sum()), "mean_p_alive": float(p.p_alive.mean()),
                  "p_alive_by_segment": by_seg.p_alive.round(4).to_dict(),
                  "value_tiers": p.value_tier.value_counts().to_dict(),
-                 "backtest_best": r.backtest.best if r.backtest is not None else None}
+                 "chosen_by": choice.reason, "ranking": choice.ranking.index.tolist(),
+                 "backtest_best": choice.backtest.best if choice.backtest is not None else None}
     return s
 
 def _feature_label(name: str) -> str:

@@ -111,6 +111,19 @@ def test_every_section_runs_or_says_which_table_is_absent(shop):
     assert not re.search(r"Traceback|Warning:|Error:|\bnan\b|None", text)
 
 
+def test_churn_figures_rank_lost_and_hibernating_below_champions(shop):
+    "The purchase model is chosen by the holdout; with it, lost customers no longer read as alive (BG/NBD: ~100 %)."
+    clv = shop["metrics"]["clv"]
+    p_alive = clv["p_alive_by_segment"]
+    assert p_alive["Lost"] < 0.6 * p_alive["Champions"] and p_alive["Hibernating"] < 0.6 * p_alive["Champions"], p_alive
+    assert clv["model"] == "MBG/NBD" and clv["ranking"] == ["MBG/NBD", "BG/NBD", "Pareto/NBD", "Gradient boosting"]
+    assert clv["chosen_by"].startswith("MBG/NBD had the lowest per-customer error of the three purchase models on the "
+                                       "last 181 days")
+    exported = pd.read_parquet(shop["folder"] / "customer_360.parquet")
+    once_long_ago = exported[(exported.purchase_days == 1) & (exported.days_since_last_purchase >= 365)]
+    assert len(once_long_ago) > 300 and not (once_long_ago.churn_risk == "low").any()
+
+
 def test_the_report_of_a_one_category_shop_renders_cleanly(shop):
     "CDNOW in Chromium (build/screenshots/cdnow.png): no internals, no missing values, nothing spilling."
     import lab_helpers

@@ -96,8 +96,9 @@ def test_a_model_that_does_not_converge_leaves_a_sentence_and_the_rest_of_the_re
         raise LoyaltyLabError("MBG/NBD did not converge on 300 customers; try time_unit = W or a penalizer")
     monkeypatch.setattr(sections.ClvModel, "fit", no_fit)
     clv = sections.clv_section(context)
-    assert html.unescape(clv.notes[-1]) == ("CLV could not be predicted: MBG/NBD did not converge on 300 customers; "
-                                            "try time_unit = W or a penalizer.")
+    assert html.unescape(clv.notes[-1]) == (
+        "CLV could not be predicted: no purchase model could be fitted on the history to 2024-06-30: MBG/NBD, BG/NBD, "
+        "Pareto/NBD: MBG/NBD did not converge on 300 customers; try time_unit = W or a penalizer.")
     actions = sections.action_section(context)
     assert "predicted CLV" not in visible(actions) and actions.notes == []
     # the money at stake falls back to the last year's spend of those at risk or lapsing, and says so
