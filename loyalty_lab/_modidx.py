@@ -46,6 +46,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'loyalty_lab.campaigns.segment_offers': ( 'campaigns.html#segment_offers',
                                                                                  'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.segment_plan': ('campaigns.html#segment_plan', 'loyalty_lab/campaigns.py'),
+                                       'loyalty_lab.campaigns.segments_when_sent': ( 'campaigns.html#segments_when_sent',
+                                                                                     'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.slug': ('campaigns.html#slug', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.value_tiers': ('campaigns.html#value_tiers', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.write_exports': ('campaigns.html#write_exports', 'loyalty_lab/campaigns.py')},

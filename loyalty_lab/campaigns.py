@@ -16,9 +16,10 @@ from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, 
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
-__all__ = ['VALUE_TIERS', 'GOALS', 'SEGMENT_PLANS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles', 'offer_by_segment',
-           'offer_evidence', 'history_purchase_rate', 'segment_offers', 'customer_offers', 'slug', 'segment_plan',
-           'action_table', 'pseudonymous_keys', 'private_view', 'write_exports']
+__all__ = ['VALUE_TIERS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles',
+           'offer_by_segment', 'offer_evidence', 'history_purchase_rate', 'segment_offers', 'customer_offers',
+           'segments_when_sent', 'slug', 'segment_plan', 'action_table', 'pseudonymous_keys', 'private_view',
+           'write_exports']
 
 # %% ../notebooks/16_campaigns.ipynb #a805c6db
 VALUE_TIERS = (("Platinum", 0.05), ("Gold", 0.20), ("Silver", 0.50), ("Bronze", 1.0))  # tier, cumulative share
@@ -89,9 +90,9 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
                          control_rate=table.control_responders / table.control.where(table.control > 0),
                          observed_uplift=d, uplift_low=low, uplift_high=high)
     table["incremental_value"] = table.observed_uplift * table.value_per_response
-    table["needed_per_arm"] = pd.array(np.where(table.control > 0, sample_size_per_arm(table.control_rate.fillna(0), min_uplift),
-                                                pd.NA), dtype="Int64")
-    enough = np.minimum(table.sent, table.control) >= table.needed_per_arm.fillna(np.inf).astype(float)
+    needed = np.where(table.control > 0, sample_size_per_arm(table.control_rate.fillna(0), min_uplift), np.nan)
+    enough = np.minimum(table.sent, table.control) >= needed  # False where there is no control
+    table["needed_per_arm"] = pd.Series(needed, index=table.index).astype("Int64")
     table["verdict"] = np.select(
         [table.control == 0, table.uplift_low > 0, table.uplift_high < 0, enough],
         ["no control group: uplift unknown", "beats no offer", "worse than no offer", f"no uplift of {min_uplift:.0%} or more"],
@@ -229,8 +230,8 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                               f"detect {min_uplift * 100:+.0f} points over {baseline_text}; α = 0.05, power 0.8); {why}. "
                               f"The segment has {customers:,} customers: " +
                               ("enough for the test" if enough else
-                               f"not enough on its own (run it over {int(np.ceil(2 * needed / max(customers, 1)))} "
-                               "campaigns, or with similar segments)"))
+                               f"not enough on its own (repeat it over {int(np.ceil(2 * needed / max(customers, 1)))} "
+                               "campaigns, or join similar segments)"))
         row["offer_name"] = offer_name(row["offer"])
         rows.append(row)
     out = pd.DataFrame(rows).set_index("segment")
@@ -250,6 +251,33 @@ def customer_offers(plan: pd.DataFrame, segments: pd.Series, consent: pd.Series 
         out.loc[~allowed & (out.offer != NO_OFFER), ["offer", "reason"]] = [NO_OFFER, "no marketing consent"]
     out.insert(1, "offer_name", out.offer.map(offer_name))
     return out
+
+# headers a marketer reads, for the tables of offer_evidence and segment_offers (rates and uplifts are shares;
+# uplift is in percentage points of response rate; values in the lab's currency)
+OFFER_TABLE_LABELS = {
+    "offer": "offer", "offer_name": "offer", "sent": "customers sent it", "response_rate": "response rate",
+    "control": "customers without offer", "control_rate": "response rate without offer",
+    "observed_uplift": "uplift", "uplift": "uplift", "uplift_low": "uplift, at least", "uplift_high": "uplift, at most",
+    "value_per_response": "spend per response", "incremental_value": "extra spend per customer sent",
+    "expected_value": "extra spend if all are sent it", "needed_per_arm": "test size per arm",
+    "baseline": "response rate without offer", "basis": "evidence from", "test": "test", "verdict": "verdict",
+    "customers": "customers"}
+
+def segments_when_sent(lines, responses: pd.DataFrame, settings, *, timezone: str = "UTC") -> pd.DataFrame:
+    """RFM segment and lifecycle stage of each buyer on the day before the first campaign (`lines`: the order
+    lines `summarize` reads): the groups in which the evidence is read, untouched by the offers' own effect."""
+    from .rfm import RFM
+    from .summary import summarize
+    from .lifecycle import LifecycleRules, lifecycle_stages
+    if responses is None or responses.empty:
+        return pd.DataFrame(columns=["segment", "stage"])
+    summary = summarize(lines, responses.sent_at.min() - pd.Timedelta(days=1), timezone=timezone)
+    buyers = summary[summary.purchase_days > 0]
+    if buyers.empty:
+        return pd.DataFrame(columns=["segment", "stage"])
+    segment = RFM.from_settings(settings).fit_transform(buyers).segment.astype(object)
+    stage = lifecycle_stages(buyers, LifecycleRules.from_settings(settings)).stage.astype(object)
+    return pd.DataFrame({"segment": segment, "stage": stage})
 
 
 # %% ../notebooks/16_campaigns.ipynb #0ff75e6c
@@ -294,6 +322,9 @@ def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | 
         if clv is not None:
             row["predicted CLV"] = float(clv.reindex(part.index).sum())
         text = str(actions.get(name, "")) if actions is not None else ""
+        if plan is not None and plan.offer.get(name) in DISCOUNT_OFFERS and _no_discounts(text):
+            # only the segment's own campaigns can give it a price cut: then the evidence overrules the text
+            text = re.sub(r"[;,]?\s*no discounts?[^;.]*", "", text, flags=re.IGNORECASE).strip()
         if plan is not None and name in plan.index:
             text = " ".join(t for t in (text.rstrip(".") + "." if text else "", _offer_sentence(plan.loc[name])) if t)
         if actions is not None or plan is not None:
