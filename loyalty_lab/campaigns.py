@@ -143,7 +143,8 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                    similar: pd.Series | None = None, similar_today: pd.Series | None = None,
                    similar_name: str = "behavioural cluster",
                    history: pd.DataFrame | None = None, actions: pd.Series | dict | None = None,
-                   min_uplift: float = 0.05, confidence: float = 0.95, window_days: float | None = None) -> pd.DataFrame:
+                   min_uplift: float = 0.05, confidence: float = 0.95, window_days: float | None = None,
+                   currency: str = "") -> pd.DataFrame:
     """The offer each segment should get, and why (see above). `segments`: customer_id → segment today (who
     gets it); `evidence_segments`: the segment each customer was in when the campaigns went out (default
     `segments`); `similar`: customer_id → group of customers alike when the campaigns went out (e.g. the
@@ -164,6 +165,7 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
     pool = similar if similar is not None else pd.Series("all", index=segments.index)
     pool_today = similar_today if similar_today is not None else pool
     pool_text = f"customers like them (same {similar_name}, all segments)" if similar is not None else "all customers pooled"
+    unit = f" {currency}" if currency else ""
     history_rate = history_purchase_rate(history, window) if history is not None else None
     actions = pd.Series(actions if actions is not None else {}, dtype=object)
     rows = []
@@ -211,8 +213,9 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
             row["incremental_value"] = row["uplift"] * value
             row["expected_value"] = row["incremental_value"] * customers
             row["verdict"] = (f"send {offer_name(row['offer'])}: it beats no offer for {row['basis']} by "
-                              f"{row['uplift']:+.1%} ({row['uplift_low']:+.1%} to {row['uplift_high']:+.1%}), "
-                              f"≈ {row['incremental_value']:,.0f} more spend per customer sent")
+                              f"{100 * row['uplift']:.1f} points of response rate ({100 * row['uplift_low']:.1f} to "
+                              f"{100 * row['uplift_high']:.1f}), ≈ {row['incremental_value']:,.0f}{unit} more spend "
+                              "per customer sent")
         else:
             # the most promising offer: the highest point estimate, borrowed where the segment's own is thin
             guess = {t: v[0] for t, v in like.items() if not np.isnan(v[0])} or \
@@ -235,7 +238,7 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
         row["offer_name"] = offer_name(row["offer"])
         rows.append(row)
     out = pd.DataFrame(rows).set_index("segment")
-    out.attrs.update(pooled_over=pool_text, confidence=confidence, min_uplift=min_uplift, window_days=window, control_group=has_control,
+    out.attrs.update(pooled_over=pool_text, confidence=confidence, currency=currency, min_uplift=min_uplift, window_days=window, control_group=has_control,
                      campaigns=has_campaigns)
     return out[["customers", "offer", "offer_name", "basis", "uplift", "uplift_low", "uplift_high", "incremental_value",
                 "expected_value", "test", "needed_per_arm", "baseline", "verdict"]]
@@ -299,11 +302,11 @@ def segment_plan(segment: str, stage: str) -> tuple[str, str]:
         return SEGMENT_PLANS[segment]
     return GOALS[stage], CONTACT_PLAYBOOK.loc[stage, "when"]
 
-def _offer_sentence(row) -> str:
+def _offer_sentence(row, currency: str = "") -> str:
     if row.offer == NO_OFFER:
         return row.verdict[0].upper() + row.verdict[1:] + "."
-    return (f"Offer: {row.offer_name} ({row.uplift:+.0%} response over no offer for {row.basis}, "
-            f"≈ {row.incremental_value:,.0f} per customer).")
+    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
+            f"≈ {row.incremental_value:,.0f}{' ' + currency if currency else ''} more spend per customer).")
 
 def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | pd.Series, clv: pd.Series | None = None,
                  actions: pd.Series | None = None, export_folder: str = "segments") -> pd.DataFrame:
@@ -326,7 +329,7 @@ def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | 
             # only the segment's own campaigns can give it a price cut: then the evidence overrules the text
             text = re.sub(r"[;,]?\s*no discounts?[^;.]*", "", text, flags=re.IGNORECASE).strip()
         if plan is not None and name in plan.index:
-            text = " ".join(t for t in (text.rstrip(".") + "." if text else "", _offer_sentence(plan.loc[name])) if t)
+            text = " ".join(t for t in (text.rstrip(".") + "." if text else "", _offer_sentence(plan.loc[name], plan.attrs.get("currency", ""))) if t)
         if actions is not None or plan is not None:
             row["suggested action"] = text
         rows.append(row)

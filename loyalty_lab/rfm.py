@@ -56,7 +56,7 @@ SEGMENT_MAPS = {
         _seg("Potential Loyalist", {"R": (4, 5), "FM": 2}, "Recent customers who bought more than once, average spend",
              "Offer the loyalty programme's next step, recommend related categories"),
         _seg("New Customers", {"R": 5, "FM": 1}, "Bought very recently, for the first time or little",
-             "Welcome journey and onboarding, a second-purchase incentive"),
+             "Welcome journey and onboarding towards a second purchase"),
         _seg("Promising", {"R": 4, "FM": 1}, "Recent shoppers who have not spent much yet",
              "Build awareness: popular products, a trial"),
         _seg("Need Attention", {"R": 3, "FM": 2}, "Average recency, frequency and spend; may be slipping",

@@ -36,7 +36,8 @@ def _lab_plan(settings):
     segments = RFM.from_settings(settings).fit_transform(buyers).segment.astype(object)
     stages = lifecycle_stages(buyers, LifecycleRules.from_settings(settings)).stage.astype(object)
     plan = segment_offers(responses, segments, evidence_segments=when_sent.segment, similar=when_sent.stage,
-                          similar_today=stages, similar_name="lifecycle stage", history=summary, actions=ACTIONS)
+                          similar_today=stages, similar_name="lifecycle stage", history=summary, actions=ACTIONS,
+                          currency=settings.locale.currency)
     return dict(responses=responses, summary=summary, segments=segments, stages=stages, when_sent=when_sent, plan=plan)
 
 
@@ -179,12 +180,14 @@ def test_a_discount_proven_for_champions_overrules_their_text():
                               "group": np.where(arm == "none", "control", "treatment"),
                               "responded": rng.random(n) < np.where(arm == "none", 0.2, 0.4), "response_spend": 50.0})
     segments = pd.Series("Champions", index=responses.customer_id)
-    plan = segment_offers(responses, segments, actions=ACTIONS)
+    plan = segment_offers(responses, segments, actions=ACTIONS, currency="EUR")
     assert plan.loc["Champions", "offer"] == "percent_discount" and plan.loc["Champions", "basis"] == "this segment's campaigns"
     table = action_table(segments, pd.Series("active", index=segments.index), plan, actions=pd.Series(ACTIONS))
     action = table.loc["Champions", "suggested action"]
     assert "no discounts" not in action and action.startswith("Reward them: early access, new arrivals, ask for reviews.")
-    assert "Offer: 20 % off (+" in action and table.loc["Champions", "offer"] == "20 % off"
+    assert re.search(r"Offer: 20 % off \(\+(1[6-9]|2[0-4]) points of response rate over no offer for this segment's "
+                     r"campaigns, ≈ \d+ EUR more spend per customer\)\.$", action), action
+    assert table.loc["Champions", "offer"] == "20 % off"
     # the same data pooled into another segment whose text rules discounts out: no discount without own evidence
     others = pd.Series(np.where(np.arange(n) < 2900, "Loyal Customers", "Champions"), index=responses.customer_id)
     pooled = segment_offers(responses, others, actions=ACTIONS)
