@@ -237,11 +237,12 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                                "campaigns, or join similar segments)"))
         row["offer_name"] = offer_name(row["offer"])
         rows.append(row)
-    out = pd.DataFrame(rows).set_index("segment")
+    columns = ["customers", "offer", "offer_name", "basis", "uplift", "uplift_low", "uplift_high", "incremental_value",
+               "expected_value", "test", "needed_per_arm", "baseline", "verdict"]
+    out = pd.DataFrame(rows, columns=["segment", *columns]).set_index("segment")
     out.attrs.update(pooled_over=pool_text, confidence=confidence, currency=currency, min_uplift=min_uplift, window_days=window, control_group=has_control,
                      campaigns=has_campaigns)
-    return out[["customers", "offer", "offer_name", "basis", "uplift", "uplift_low", "uplift_high", "incremental_value",
-                "expected_value", "test", "needed_per_arm", "baseline", "verdict"]]
+    return out
 
 def customer_offers(plan: pd.DataFrame, segments: pd.Series, consent: pd.Series | None = None) -> pd.DataFrame:
     """Each customer's offer, exactly their segment's in `plan` (from `segment_offers`): code, name and the

@@ -132,6 +132,8 @@ def test_without_campaigns_the_test_is_sized_from_purchase_history(sample):
     champions = summary.loc[segments.index[segments == "Champions"]]
     rate = champions.purchase_days / (champions["T"] + 14)
     assert plan.loc["Champions", "baseline"] == pytest.approx((1 - np.exp(-14 * rate)).mean())
+    nobody = segment_offers(None, segments.iloc[:0], history=summary)
+    assert nobody.empty and "verdict" in nobody and customer_offers(nobody, segments.iloc[:0]).empty
     with pytest.raises(LoyaltyLabError, match=r"pass history=summarize"):
         segment_offers(None, segments)
     with pytest.raises(LoyaltyLabError, match="the purchase history lacks T"):
