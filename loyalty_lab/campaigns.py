@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 from .core import LoyaltyLabError
 from .lifecycle import CONTACT_PLAYBOOK
-from .offers import NO_OFFER
+from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, uplift_interval
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
-__all__ = ['VALUE_TIERS', 'GOALS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence', 'slug',
-           'action_table', 'pseudonymous_keys', 'private_view', 'write_exports']
+__all__ = ['VALUE_TIERS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles',
+           'offer_by_segment', 'offer_evidence', 'history_purchase_rate', 'segment_offers', 'customer_offers',
+           'segments_when_sent', 'slug', 'segment_plan', 'action_table', 'pseudonymous_keys', 'private_view',
+           'write_exports']
 
 # %% ../notebooks/16_campaigns.ipynb #a805c6db
 VALUE_TIERS = (("Platinum", 0.05), ("Gold", 0.20), ("Silver", 0.50), ("Bronze", 1.0))  # tier, cumulative share
@@ -52,43 +54,288 @@ def offer_by_segment(recommended: pd.Series, segments: pd.Series) -> pd.DataFram
     shares["top_offer"] = offered.idxmax(axis=1).where(offered.max(axis=1) > 0, NO_OFFER) if offered.shape[1] else NO_OFFER
     return shares
 
-def offer_evidence(responses: pd.DataFrame) -> pd.DataFrame:
-    "Per offer type: customers sent it, their response rate, the control's, the observed uplift."
-    if responses.empty:
-        return pd.DataFrame(columns=["sent", "response_rate", "control", "control_rate", "observed_uplift"])
-    control = responses[responses.group == "control"]
-    treated = responses[responses.group != "control"]
-    table = treated.groupby("offer_type").agg(sent=("responded", "size"), response_rate=("responded", "mean"))
-    table["control"] = len(control)
-    table["control_rate"] = control.responded.mean() if len(control) else np.nan
-    table["observed_uplift"] = table.response_rate - table.control_rate
-    return table.sort_values("observed_uplift", ascending=False)
+def _arms(responses: pd.DataFrame, keys: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Per key and offer type, the treated counts; per key, the control counts (responders and their spend)."
+    r = responses.assign(_key=keys.to_numpy(), _spend=responses.response_spend.where(responses.responded, 0.0)
+                         if "response_spend" in responses else 0.0)
+    control = r.group == "control"
+    treated = r[~control].groupby(["_key", "offer_type"]).agg(sent=("responded", "size"), responders=("responded", "sum"),
+                                                             spend=("_spend", "sum"))
+    controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"))
+    return treated, controls
+
+def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *, min_uplift: float = 0.05,
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """Per offer type (and segment, when `segments` maps customer_id → segment at the time of sending): the
+    customers sent it and the control, both response rates, the observed uplift with its interval
+    (`uplift_interval`), the mean spend of a response, the expected incremental value per customer sent
+    (uplift × that spend), the customers per arm a test needs to detect `min_uplift` over the control's rate,
+    and a verdict."""
+    columns = ["offer", "sent", "response_rate", "control", "control_rate", "observed_uplift", "uplift_low", "uplift_high",
+               "value_per_response", "incremental_value", "needed_per_arm", "verdict"]
+    if responses is None or responses.empty or not (responses.group != "control").any():
+        return pd.DataFrame(columns=columns)
+    keys = (segments.astype(object).reindex(pd.Index(responses.customer_id)).fillna("(no segment)") if segments is not None
+            else pd.Series("all customers", index=responses.index))
+    treated, controls = _arms(responses, keys)
+    table = treated.join(controls, on="_key").fillna({"control": 0, "control_responders": 0})
+    responders = responses.responded.astype(bool)
+    spend = responses.response_spend[responders] if "response_spend" in responses else pd.Series(dtype=float)
+    by_key = spend.groupby(keys.to_numpy()[responders.to_numpy()]).mean() if len(spend) else pd.Series(dtype=float)
+    overall = float(spend.mean()) if len(spend) else np.nan
+    table["value_per_response"] = table.index.get_level_values("_key").map(by_key).fillna(overall).to_numpy(float)
+    d, low, high = uplift_interval(table.responders, table.sent, table.control_responders, table.control, confidence)
+    table = table.assign(offer=[offer_name(t) for t in table.index.get_level_values("offer_type")],
+                         response_rate=table.responders / table.sent,
+                         control_rate=table.control_responders / table.control.where(table.control > 0),
+                         observed_uplift=d, uplift_low=low, uplift_high=high)
+    table["incremental_value"] = table.observed_uplift * table.value_per_response
+    needed = np.where(table.control > 0, sample_size_per_arm(table.control_rate.fillna(0), min_uplift), np.nan)
+    enough = np.minimum(table.sent, table.control) >= needed  # False where there is no control
+    table["needed_per_arm"] = pd.Series(needed, index=table.index).astype("Int64")
+    table["verdict"] = np.select(
+        [table.control == 0, table.uplift_low > 0, table.uplift_high < 0, enough],
+        ["no control group: uplift unknown", "beats no offer", "worse than no offer", f"no uplift of {min_uplift:.0%} or more"],
+        "too few customers to tell")
+    table = table[columns].sort_values("observed_uplift", ascending=False)
+    if segments is None:
+        return table.droplevel("_key")
+    return table.rename_axis(["segment", "offer_type"]).sort_index(level=0, sort_remaining=False)
+
+def history_purchase_rate(history: pd.DataFrame, window_days: float = 14) -> pd.Series:
+    """Each customer's chance of buying within `window_days`, from their own history (`summarize` output):
+    purchase days over the days observed, as a Poisson rate. The baseline a test is sized on where no
+    control group measured it."""
+    if missing := {"purchase_days", "T"} - set(history.columns):
+        raise LoyaltyLabError(f"offers: the purchase history lacks {', '.join(sorted(missing))}; pass the table summarize() returns")
+    rate = history.purchase_days.astype(float) / (history["T"].astype(float).clip(lower=0) + window_days)
+    return 1 - np.exp(-rate * window_days)
+
+def _like_them(responses, similar, similar_today, members, offer_type, confidence):
+    """Uplift of `offer_type` for customers like `members`: the uplift within each group of `similar` (all
+    segments pooled), weighted by the members' mix of groups today. (uplift, low, high), nan when not estimable."""
+    keys = similar.astype(object).reindex(pd.Index(responses.customer_id)).fillna("(other)").astype(str)
+    treated, controls = _arms(responses, keys)
+    if offer_type not in treated.index.get_level_values("offer_type"):
+        return np.nan, np.nan, np.nan
+    g = treated.xs(offer_type, level="offer_type").join(controls).dropna()
+    g = g[(g.sent > 0) & (g.control > 0)]
+    mix = similar_today.astype(object).reindex(members).fillna("(other)").astype(str).value_counts(normalize=True).reindex(g.index).dropna()
+    if mix.empty:
+        return np.nan, np.nan, np.nan
+    g = g.loc[mix.index]
+    if len(g) == 1:  # one group: the same interval as the evidence table's
+        return tuple(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
+                                                      g.control.iloc[0], confidence))
+    from scipy.stats import norm
+    w = mix / mix.sum()
+    p1, p0 = g.responders / g.sent, g.control_responders / g.control
+    d = float((w * (p1 - p0)).sum())
+    se = float(np.sqrt((w ** 2 * (p1 * (1 - p1) / g.sent + p0 * (1 - p0) / g.control)).sum()))
+    z = norm.ppf(0.5 + confidence / 2)
+    return d, d - z * se, d + z * se
+
+def _no_discounts(action: str) -> bool:
+    "True where the segment's action text rules discounts out ('no discounts needed')."
+    return bool(re.search(r"\bno discounts?\b", str(action), re.IGNORECASE))
+
+def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evidence_segments: pd.Series | None = None,
+                   similar: pd.Series | None = None, similar_today: pd.Series | None = None,
+                   similar_name: str = "behavioural cluster",
+                   history: pd.DataFrame | None = None, actions: pd.Series | dict | None = None,
+                   min_uplift: float = 0.05, confidence: float = 0.95, window_days: float | None = None,
+                   currency: str = "") -> pd.DataFrame:
+    """The offer each segment should get, and why (see above). `segments`: customer_id → segment today (who
+    gets it); `evidence_segments`: the segment each customer was in when the campaigns went out (default
+    `segments`); `similar`: customer_id → group of customers alike when the campaigns went out (e.g. the
+    lifecycle stage or behavioural cluster) to borrow evidence from where a segment is too small, `None` for
+    all customers pooled, and `similar_today` the same grouping today (default `similar`); `history`: `summarize`
+    output, for test sizes where no control group measured a response rate; `actions`: segment → action text
+    (an offer that lowers the price goes to a segment saying "no discounts" only on its own evidence).
+    Intervals are at `confidence` adjusted for the number of offer types compared (Bonferroni)."""
+    has_campaigns = responses is not None and len(responses) > 0 and (responses.group != "control").any()
+    has_control = has_campaigns and (responses.group == "control").any()
+    window = window_days or (responses.attrs.get("window_days", 14) if responses is not None else 14)
+    evidence_segments = segments if evidence_segments is None else evidence_segments
+    types = sorted(responses.loc[responses.group != "control", "offer_type"].unique()) if has_campaigns else []
+    # the best of k offers is picked per segment: Bonferroni-adjusted intervals keep chance winners out
+    confidence = 1 - (1 - confidence) / max(len(types), 1)
+    own = offer_evidence(responses, evidence_segments, min_uplift=min_uplift, confidence=confidence) if has_campaigns \
+        else offer_evidence(None)
+    pool = similar if similar is not None else pd.Series("all", index=segments.index)
+    pool_today = similar_today if similar_today is not None else pool
+    pool_text = f"customers like them (same {similar_name}, all segments)" if similar is not None else "all customers pooled"
+    unit = f" {currency}" if currency else ""
+    history_rate = history_purchase_rate(history, window) if history is not None else None
+    actions = pd.Series(actions if actions is not None else {}, dtype=object)
+    rows = []
+    segments = segments.astype(object)
+    for name, members in segments.groupby(segments, sort=False).groups.items():
+        customers = len(members)
+        mine = own.xs(name, level="segment") if name in own.index.get_level_values(0) else own.iloc[:0]
+        control_n = int(mine.control.max()) if len(mine) else 0
+        if has_control and control_n >= 10:  # the segment's own response rate without an offer
+            baseline, baseline_text = float(mine.control_rate.iloc[0]), f"the {mine.control_rate.iloc[0]:.0%} response rate of its control group"
+        elif history_rate is not None and history_rate.reindex(members).notna().any():
+            baseline = float(history_rate.reindex(members).mean())
+            baseline_text = f"the {baseline:.0%} {window:g}-day purchase rate from its history"
+        elif has_control:
+            baseline = float(responses.responded[responses.group == "control"].mean())
+            baseline_text = f"the {baseline:.0%} response rate of all customers' control group"
+        else:
+            raise LoyaltyLabError("offers: without campaigns with a control group, test sizes need each segment's purchase "
+                                  "rate; pass history=summarize(…) of the same customers")
+        needed = sample_size_per_arm(baseline, min_uplift)
+        allowed = [t for t in types if not (t in DISCOUNT_OFFERS and _no_discounts(actions.get(name, "")))]
+        row = {"segment": name, "customers": customers, "offer": NO_OFFER, "basis": "no evidence yet", "uplift": np.nan,
+               "uplift_low": np.nan, "uplift_high": np.nan, "incremental_value": np.nan, "expected_value": np.nan,
+               "test": "", "needed_per_arm": needed, "baseline": baseline}
+        value = float(mine.value_per_response.iloc[0]) if len(mine) else np.nan
+        beats = mine[mine.verdict == "beats no offer"] if has_control else mine.iloc[:0]
+        small = len(mine) == 0 or bool((np.minimum(mine.sent, mine.control) < needed).all())
+        like = {}
+        if has_control and small:
+            for t in allowed:
+                d, low, high = _like_them(responses, pool, pool_today, members, t, confidence)
+                if not (t in mine.index and mine.uplift_high[t] < 0):  # never against the segment's own evidence
+                    like[t] = (d, low, high)
+            if np.isnan(value):
+                value = float(responses.response_spend[responses.responded].mean())
+        if len(beats):
+            best = beats.incremental_value.idxmax()
+            row.update(offer=best, basis="this segment's campaigns", uplift=beats.observed_uplift[best],
+                       uplift_low=beats.uplift_low[best], uplift_high=beats.uplift_high[best])
+        elif proven := {t: v for t, v in like.items() if v[1] > 0}:
+            best = max(proven, key=lambda t: proven[t][0])
+            row.update(offer=best, basis=pool_text, uplift=proven[best][0], uplift_low=proven[best][1],
+                       uplift_high=proven[best][2])
+        if row["offer"] != NO_OFFER:
+            row["incremental_value"] = row["uplift"] * value
+            row["expected_value"] = row["incremental_value"] * customers
+            row["verdict"] = (f"send {offer_name(row['offer'])}: it beats no offer for {row['basis']} by "
+                              f"{100 * row['uplift']:.1f} points of response rate ({100 * row['uplift_low']:.1f} to "
+                              f"{100 * row['uplift_high']:.1f}), ≈ {row['incremental_value']:,.0f}{unit} more spend "
+                              "per customer sent")
+        else:
+            # the most promising offer: the highest point estimate, borrowed where the segment's own is thin
+            guess = {t: v[0] for t, v in like.items() if not np.isnan(v[0])} or \
+                    {t: mine.observed_uplift[t] for t in allowed if t in mine.index}
+            a = max(guess, key=guess.get) if guess else (allowed[0] if allowed else None)
+            runner_up = sorted(guess, key=guess.get, reverse=True)[1:2] if guess else []
+            b = NO_OFFER if has_control or not has_campaigns else (runner_up[0] if runner_up else NO_OFFER)
+            why = ("no campaign has been sent yet" if not has_campaigns else
+                   "the campaigns had no control group, so no uplift can be measured" if not has_control else
+                   f"no offer beat no offer for this segment or {pool_text}" if not small else
+                   f"neither this segment's campaigns nor {pool_text} show an offer beating no offer")
+            enough = 2 * needed <= customers
+            row["test"] = f"{offer_name(a) if a else 'an offer'} vs {offer_name(b)}"
+            row["verdict"] = (f"no evidence yet: test {row['test']} on {2 * needed:,} customers ({needed:,} per arm, to "
+                              f"detect {min_uplift * 100:+.0f} points over {baseline_text}; α = 0.05, power 0.8); {why}. "
+                              f"The segment has {customers:,} customers: " +
+                              ("enough for the test" if enough else
+                               f"not enough on its own (repeat it over {int(np.ceil(2 * needed / max(customers, 1)))} "
+                               "campaigns, or join similar segments)"))
+        row["offer_name"] = offer_name(row["offer"])
+        rows.append(row)
+    columns = ["customers", "offer", "offer_name", "basis", "uplift", "uplift_low", "uplift_high", "incremental_value",
+               "expected_value", "test", "needed_per_arm", "baseline", "verdict"]
+    out = pd.DataFrame(rows, columns=["segment", *columns]).set_index("segment")
+    out.attrs.update(pooled_over=pool_text, confidence=confidence, currency=currency, min_uplift=min_uplift, window_days=window, control_group=has_control,
+                     campaigns=has_campaigns)
+    return out
+
+def customer_offers(plan: pd.DataFrame, segments: pd.Series, consent: pd.Series | None = None) -> pd.DataFrame:
+    """Each customer's offer, exactly their segment's in `plan` (from `segment_offers`): code, name and the
+    segment's verdict as the reason; no offer without marketing consent (`consent`: True/False per customer)."""
+    seg = segments.astype(object)
+    out = pd.DataFrame({"offer": seg.map(plan.offer).fillna(NO_OFFER), "reason": seg.map(plan.verdict).fillna("no segment")},
+                       index=segments.index)
+    if consent is not None:
+        allowed = consent.reindex(segments.index).fillna(False).astype(bool)
+        out.loc[~allowed & (out.offer != NO_OFFER), ["offer", "reason"]] = [NO_OFFER, "no marketing consent"]
+    out.insert(1, "offer_name", out.offer.map(offer_name))
+    return out
+
+# headers a marketer reads, for the tables of offer_evidence and segment_offers (rates and uplifts are shares;
+# uplift is in percentage points of response rate; values in the lab's currency)
+OFFER_TABLE_LABELS = {
+    "offer": "offer", "offer_name": "offer", "sent": "customers sent it", "response_rate": "response rate",
+    "control": "customers without offer", "control_rate": "response rate without offer",
+    "observed_uplift": "uplift", "uplift": "uplift", "uplift_low": "uplift, at least", "uplift_high": "uplift, at most",
+    "value_per_response": "spend per response", "incremental_value": "extra spend per customer sent",
+    "expected_value": "extra spend if all are sent it", "needed_per_arm": "test size per arm",
+    "baseline": "response rate without offer", "basis": "evidence from", "test": "test", "verdict": "verdict",
+    "customers": "customers"}
+
+def segments_when_sent(lines, responses: pd.DataFrame, settings, *, timezone: str = "UTC") -> pd.DataFrame:
+    """RFM segment and lifecycle stage of each buyer on the day before the first campaign (`lines`: the order
+    lines `summarize` reads): the groups in which the evidence is read, untouched by the offers' own effect."""
+    from .rfm import RFM
+    from .summary import summarize
+    from .lifecycle import LifecycleRules, lifecycle_stages
+    if responses is None or responses.empty:
+        return pd.DataFrame(columns=["segment", "stage"])
+    summary = summarize(lines, responses.sent_at.min() - pd.Timedelta(days=1), timezone=timezone)
+    buyers = summary[summary.purchase_days > 0]
+    if buyers.empty:
+        return pd.DataFrame(columns=["segment", "stage"])
+    segment = RFM.from_settings(settings).fit_transform(buyers).segment.astype(object)
+    stage = lifecycle_stages(buyers, LifecycleRules.from_settings(settings)).stage.astype(object)
+    return pd.DataFrame({"segment": segment, "stage": stage})
+
 
 # %% ../notebooks/16_campaigns.ipynb #0ff75e6c
 GOALS = {"new": "second purchase", "active": "grow the basket", "at risk": "keep them buying",
          "lapsed": "win them back", "churned": "reactivate at low cost"}
+# segments whose value overrides their lifecycle stage's goal and timing (goal, timing and the segment map's
+# action text then say the same thing); every other segment follows its main stage (GOALS, CONTACT_PLAYBOOK)
+SEGMENT_PLANS = {
+    "Can't Lose Them": ("win them back personally", "now, by a personal call or e-mail, then monthly until they buy"),
+}
 
 def slug(name: str) -> str:
     "A file-name-safe form of a segment name: 'Can't Lose Them' → 'cant-lose-them'."
     return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("'", "")).strip("-") or "segment"
 
-def action_table(segments: pd.Series, stages: pd.Series, recommended: pd.Series, clv: pd.Series | None = None,
+def segment_plan(segment: str, stage: str) -> tuple[str, str]:
+    "Goal and timing of a segment whose customers are mostly in `stage`: the segment's own plan, else the stage's."
+    if segment in SEGMENT_PLANS:
+        return SEGMENT_PLANS[segment]
+    return GOALS[stage], CONTACT_PLAYBOOK.loc[stage, "when"]
+
+def _offer_sentence(row, currency: str = "") -> str:
+    if row.offer == NO_OFFER:
+        return row.verdict[0].upper() + row.verdict[1:] + "."
+    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
+            f"≈ {row.incremental_value:,.0f}{' ' + currency if currency else ''} more spend per customer).")
+
+def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | pd.Series, clv: pd.Series | None = None,
                  actions: pd.Series | None = None, export_folder: str = "segments") -> pd.DataFrame:
-    "Segment → customers, main lifecycle stage, goal, offer, timing, export list (see above)."
+    """Segment → customers, main lifecycle stage, goal, offer, timing, suggested action, export list (see
+    above). `offers`: the table of `segment_offers` (or, as before, each customer's recommended offer)."""
     frame = pd.DataFrame({"segment": segments, "stage": stages.reindex(segments.index).astype(object)})
+    plan = offers if isinstance(offers, pd.DataFrame) else None
+    top = offer_by_segment(offers, segments).top_offer if plan is None else plan.offer
     rows = []
-    offers = offer_by_segment(recommended, segments).top_offer
     for name, part in frame.groupby("segment", sort=False):
         stage = part.stage.value_counts().idxmax() if part.stage.notna().any() else "churned"
-        row = {"segment": name, "customers": len(part), "main stage": stage, "goal": GOALS[stage],
-               "offer": offers.get(name, NO_OFFER), "timing": CONTACT_PLAYBOOK.loc[stage, "when"],
+        goal, timing = segment_plan(name, stage)
+        row = {"segment": name, "customers": len(part), "main stage": stage, "goal": goal,
+               "offer": offer_name(top.get(name, NO_OFFER)), "timing": timing,
                "export list": f"{export_folder}/{slug(name)}.csv"}
         if clv is not None:
             row["predicted CLV"] = float(clv.reindex(part.index).sum())
-        if actions is not None:
-            row["suggested action"] = actions.get(name, "")
+        text = str(actions.get(name, "")) if actions is not None else ""
+        if plan is not None and plan.offer.get(name) in DISCOUNT_OFFERS and _no_discounts(text):
+            # only the segment's own campaigns can give it a price cut: then the evidence overrules the text
+            text = re.sub(r"[;,]?\s*no discounts?[^;.]*", "", text, flags=re.IGNORECASE).strip()
+        if plan is not None and name in plan.index:
+            text = " ".join(t for t in (text.rstrip(".") + "." if text else "", _offer_sentence(plan.loc[name], plan.attrs.get("currency", ""))) if t)
+        if actions is not None or plan is not None:
+            row["suggested action"] = text
         rows.append(row)
     return pd.DataFrame(rows).set_index("segment")
+
 
 # %% ../notebooks/16_campaigns.ipynb #1c312b8c
 def pseudonymous_keys(customer_ids, salt: str) -> pd.Series:

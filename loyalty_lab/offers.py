@@ -18,8 +18,8 @@ from .summary import customer_lines
 from .warehouse import Warehouse
 
 # %% auto #0
-__all__ = ['NO_OFFER', 'ALL_OFFERS', 'campaign_responses', 'NextBestOffer', 'qini_curve', 'qini_coefficient', 'evaluate_uplift',
-           'plot_qini']
+__all__ = ['NO_OFFER', 'ALL_OFFERS', 'OFFER_NAMES', 'DISCOUNT_OFFERS', 'campaign_responses', 'NextBestOffer', 'qini_curve',
+           'qini_coefficient', 'evaluate_uplift', 'plot_qini', 'offer_name', 'uplift_interval', 'sample_size_per_arm']
 
 # %% ../notebooks/15_offers.ipynb #58765865
 NO_OFFER = "no offer"
@@ -236,3 +236,49 @@ def plot_qini(curves: dict):
     axes[0][0].legend(frameon=False)
     fig.tight_layout()
     return fig
+
+# %% ../notebooks/15_offers.ipynb #25b2e34a
+OFFER_NAMES = {"free_delivery": "free delivery", "percent_discount": "20 % off", "points_multiplier": "double points",
+               "gift": "a gift", "none": "no offer", NO_OFFER: "no offer"}
+# offers that lower the price: a segment whose action says "no discounts" gets one only on its own evidence
+DISCOUNT_OFFERS = frozenset({"percent_discount", "free_delivery"})
+
+def offer_name(code) -> str:
+    "The name a marketer reads for an offer type code: 'percent_discount' → '20 % off'; unknown codes lose their underscores."
+    return OFFER_NAMES.get(code, str(code).replace("_", " "))
+
+def _wilson(x, n, z):
+    "Wilson score interval of x successes in n (arrays); (nan, nan) where n = 0."
+    x, n = np.asarray(x, float), np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = x / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+def uplift_interval(responded_treated, sent, responded_control, control, confidence: float = 0.95):
+    """Observed uplift (response rate with the offer − without) and its Newcombe hybrid score interval
+    (Newcombe 1998, method 10: Wilson intervals of both rates combined), which stays sensible for small
+    groups and rates near 0 or 1. Takes counts (scalars or arrays); returns (uplift, low, high)."""
+    from scipy.stats import norm
+    z = norm.ppf(0.5 + confidence / 2)
+    x1, n1, x0, n0 = (np.asarray(v, float) for v in (responded_treated, sent, responded_control, control))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p0 = x1 / n1, x0 / n0
+    l1, u1 = _wilson(x1, n1, z)
+    l0, u0 = _wilson(x0, n0, z)
+    d = p1 - p0
+    return d, d - np.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+
+def sample_size_per_arm(baseline, uplift, alpha: float = 0.05, power: float = 0.8):
+    """Customers per arm for a two-sided test of two proportions (Fleiss' formula without continuity
+    correction) to detect a response rate of `baseline + uplift` against `baseline`; arrays allowed."""
+    from scipy.stats import norm
+    p0 = np.clip(np.asarray(baseline, float), 0.0, 1.0)
+    p1 = np.clip(p0 + uplift, 0.0, 0.999)
+    p_bar = (p0 + p1) / 2
+    za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = (za * np.sqrt(2 * p_bar * (1 - p_bar)) + zb * np.sqrt(p0 * (1 - p0) + p1 * (1 - p1))) ** 2 / (p1 - p0) ** 2
+    return np.ceil(n).astype(int) if np.ndim(n) else int(np.ceil(n))
+
