@@ -28,14 +28,17 @@ _PUBLIC = {
     "rfm": ["RFM", "Migration", "Segment", "concentration", "segment_map", "segment_migration", "segment_table"],
     "lifecycle": ["LifecycleRules", "cohort_retention", "contact_calendar", "lifecycle_stages", "new_vs_existing",
                   "peak_weekday"],
-    "clv": ["Backtest", "ClvModel", "backtest", "intervals", "p_alive_matrix", "simulate"],
+    "clv": ["Backtest", "ClvModel", "ModelChoice", "backtest", "choose_model", "intervals", "p_alive_matrix",
+            "simulate"],
     "segments": ["FEATURE_GROUPS", "Lookalikes", "Segmenter", "behaviour_features", "segment_name"],
-    "offers": ["NO_OFFER", "NextBestOffer", "campaign_responses", "evaluate_uplift", "plot_qini", "qini_coefficient",
-               "qini_curve"],
-    "campaigns": ["action_table", "clv_deciles", "offer_by_segment", "offer_evidence", "value_tiers", "write_exports"],
+    "offers": ["NO_OFFER", "NextBestOffer", "campaign_responses", "evaluate_uplift", "offer_name", "plot_qini",
+               "qini_coefficient", "qini_curve", "sample_size_per_arm", "uplift_interval"],
+    "campaigns": ["action_table", "clv_deciles", "customer_offers", "offer_by_segment", "offer_evidence", "segment_offers",
+                  "segments_when_sent", "value_tiers", "write_exports"],
     "rules": ["RuleSegment", "SegmentEvaluation", "evaluate_segments", "read_segment_rules"],
     "affinity": ["AffinityModel", "affinity_backtest", "affinity_by_segment", "customer_affinities", "item_history"],
     "triggers": ["TRIGGERS", "TriggerRules", "campaign_triggers", "trigger_lists", "write_trigger_list"],
+    "sections": ["ReportContext", "SECTIONS", "Section", "write_metrics"],
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

@@ -630,16 +630,17 @@ def md_text(value) -> str:
 def html_table(table: pd.DataFrame, formats=None, *, index: bool = True, left=None):
     """`table` styled for the report with every text escaped — cells, index and column labels — whatever the
     formats (pandas' `Styler.format` drops the escaping unless each call asks for it). `formats`: a format string
-    or function for all cells, or {column: format}; `left`: the columns to align left (True: all)."""
-    styler = table.style.format(escape="html")
+    or function for all cells, or {column: format}; `left`: the columns to align left (True: all). A missing value
+    shows as "–", never as nan or None."""
+    styler = table.style.format(escape="html", na_rep="–")
     for axis in (0, 1):  # labels and the labels' names
         styler = styler.format_index(escape="html", axis=axis).format_index_names(escape="html", axis=axis)
     if isinstance(formats, dict):
         for column, how in formats.items():
             if column in table.columns:
-                styler = styler.format(how, subset=[column], escape="html")
+                styler = styler.format(how, subset=[column], escape="html", na_rep="–")
     elif formats is not None:
-        styler = styler.format(formats, escape="html")
+        styler = styler.format(formats, escape="html", na_rep="–")
     if not index:
         styler = styler.hide(axis="index")
     if left is not None:

@@ -18,16 +18,17 @@ import pandas as pd
 
 import loyalty_lab
 from .affinity import affinity_by_segment, customer_affinities
-from .campaigns import (action_table, clv_deciles, offer_by_segment, offer_evidence, pseudonymous_keys, slug,
-                        value_tiers, write_exports)
+from .campaigns import (OFFER_TABLE_LABELS, action_table, clv_deciles, customer_offers, offer_evidence,
+                                   pseudonymous_keys, segment_offers, segments_when_sent, slug, value_tiers,
+                                   write_exports)
 from .clv import ClvModel, ModelChoice, choose_model
 from .core import LoyaltyLabError
 from .lifecycle import (CONTACT_PLAYBOOK, STAGES, LifecycleRules, cohort_retention, contact_calendar,
-                        lifecycle_stages, new_vs_existing, peak_weekday)
-from .offers import NO_OFFER, NextBestOffer, campaign_responses, evaluate_uplift
+                                   lifecycle_stages, new_vs_existing, peak_weekday)
+from .offers import NO_OFFER, campaign_responses, evaluate_uplift, offer_name
 from .profiles import last_merge_run
 from .report import (ReportRun, data_coverage, html_table, md_text, monthly_sales, orphan_summary, plot_snake,
-                     plot_treemap, prepare_report, quarantine_summary, scoped_lines)
+                                plot_treemap, prepare_report, quarantine_summary, scoped_lines)
 from .rfm import RFM, concentration, segment_migration, segment_table
 from .rules import evaluate_segments, read_segment_rules
 from .segments import Segmenter, behaviour_features
@@ -40,7 +41,7 @@ __all__ = ['WOULD_ADD', 'AT_RISK_STAGES', 'FEATURE_WORDS', 'SECTIONS', 'percent'
            'predict_clv', 'OfferResult', 'plan_offers', 'ReportContext', 'title_section', 'money_at_stake',
            'summary_section', 'coverage_section', 'headline_figures', 'headline_section', 'quality_section',
            'concentration_section', 'cohorts_section', 'rfm_section', 'migration_section', 'lifecycle_section',
-           'clv_section', 'clusters_section', 'offer_label', 'offer_headline', 'offers_section', 'own_segments_section',
+           'clv_section', 'clusters_section', 'offer_headline', 'offers_section', 'own_segments_section',
            'action_section', 'appendix_section', 'write_metrics']
 
 # %% ../notebooks/20_sections.ipynb #6da6275f
@@ -165,38 +166,45 @@ def predict_clv(ctx: ReportContext) -> ClvResult:
 
 @dataclass
 class OfferResult:
-    "The campaigns' evidence and the offer for each customer (NO_OFFER where there is none)."
+    """What the campaigns say: the offer per segment with its evidence or the test that would give it (`plan`, from
+    `segment_offers`), each customer's offer (exactly the segment's; none without consent), the evidence per offer
+    with its held-out Qini where a control group allows one, and why no uplift could be measured (`reason`)."""
     responses: pd.DataFrame
-    recommended: pd.Series
+    plan: pd.DataFrame
+    customers: pd.DataFrame
     evidence: pd.DataFrame | None = None
-    qini: pd.DataFrame | None = None
-    reason: str | None = None  # why no offer is recommended
+    reason: str | None = None
+
+    @property
+    def recommended(self) -> pd.Series:
+        return self.customers.offer
 
 def plan_offers(ctx: ReportContext) -> OfferResult:
-    "Each buyer's offer, learnt from the campaigns with a control group; never an offer without marketing consent."
-    v = ctx.view
+    """Each segment's offer where its campaigns (or those of customers like them) show it beats the control, else the
+    test that would show it, sized; each buyer gets their segment's offer, never one without marketing consent."""
+    s, v = ctx.settings, ctx.view
     consent = (v.consent_email.fillna(False) | v.consent_sms.fillna(False) | v.consent_push.fillna(False)).astype(bool)
-    features = ctx.features
-    none = pd.Series(NO_OFFER, index=ctx.buyers.index, name="offer")
-    responses = campaign_responses(ctx.wh, ctx.settings, as_of=ctx.as_of)
-    if features is None:
-        return OfferResult(responses, none, reason="the customers' behaviour features could not be built")
-    responses = responses[responses.customer_id.isin(features.index)]
+    segments, stages = ctx.buyers.segment.astype(object), ctx.stages.stage.astype(object)
+    responses = campaign_responses(ctx.wh, s, as_of=ctx.as_of)
+    responses = responses[responses.customer_id.isin(segments.index)]
+    when_sent = segments_when_sent(ctx.lines, responses, s, timezone=ctx.tz)
+    found = len(when_sent) > 0
+    plan = segment_offers(responses, segments, evidence_segments=when_sent.segment if found else None,
+                          similar=when_sent.stage if found else None, similar_today=stages if found else None,
+                          similar_name="lifecycle stage", history=ctx.customers, actions=ctx.segment_info.action,
+                          currency=ctx.currency)
+    customers = customer_offers(plan, segments, consent)
     if responses.empty:
-        return OfferResult(responses, none, reason="no offer campaign was sent to these customers by the report "
-                                                   "date, so there is nothing to learn from")
-    groups = ctx.segmenter.labels_ if ctx.segmenter is not None else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a missing control group is said in the reason below
-        nbo = NextBestOffer(seed=ctx.seed).fit(responses, features, groups)
-    recommended = nbo.recommend(features, groups, consent=consent.reindex(features.index).fillna(False)).offer
-    evidence, qini, reason = offer_evidence(responses), None, None
-    if nbo.uplift_available:
-        qini, _ = evaluate_uplift(responses, features, groups, seed=ctx.seed)
+        return OfferResult(responses, plan, customers)
+    evidence, reason = offer_evidence(responses, confidence=plan.attrs["confidence"]), None
+    if not (responses.group == "control").any():
+        reason = "the campaigns had no control group, so no uplift can be measured: each test is offer against offer"
+    elif ctx.features is not None:
+        groups = ctx.segmenter.labels_ if ctx.segmenter is not None else None
+        known = responses[responses.customer_id.isin(ctx.features.index)]
+        qini, _ = evaluate_uplift(known, ctx.features, groups, seed=ctx.seed)
         evidence = evidence.join(qini.qini.rename("qini"))
-    else:
-        reason = "the campaigns had no control group, so uplift cannot be estimated: offers are ranked by response rate"
-    return OfferResult(responses, recommended.reindex(ctx.buyers.index).fillna(NO_OFFER), evidence, qini, reason)
+    return OfferResult(responses, plan, customers, evidence, reason)
 
 def _own_segments(ctx: ReportContext):
     "The analyst's segments (segments_file) over the exported view, and their member files."
@@ -231,7 +239,7 @@ def _exported(ctx: ReportContext) -> pd.DataFrame:
     if ctx.segmenter is not None:
         results["cluster"] = ctx.segmenter.labels_.reindex(v.index)
     offers = ctx.offers.recommended if ctx.offers is not None else pd.Series(NO_OFFER, index=ctx.buyers.index)
-    results["recommended_offer"] = offers.reindex(v.index).fillna(NO_OFFER)
+    results["recommended_offer"] = offers.reindex(v.index).fillna(NO_OFFER).map(offer_name)
     out = v.drop(columns=[c for c in results.columns if c in v.columns]).join(results)
     out.index.name = "customer_id"
     return out
@@ -984,57 +992,65 @@ def clusters_section(ctx: ReportContext) -> Section:
     return s
 
 # %% ../notebooks/20_sections.ipynb #32eac8d2
-def offer_label(offer) -> str:
-    "An offer type as words: free_delivery → 'free delivery'."
-    return "no offer" if offer == NO_OFFER else str(offer).replace("_", " ")
-
 def offer_headline(ctx: ReportContext) -> str:
     "One sentence on what the offers rest on (for the summary)."
     o = ctx.offers
-    if o is None or o.responses.empty:
-        return ("no offer campaign is in the data, so no offer is recommended yet; the *Offers* section says how to "
-                "test one.")
-    used = o.recommended[o.recommended != NO_OFFER]
-    if used.empty:
-        return f"no offer is recommended: {md_text(o.reason or 'none is expected to add value')}."
-    top = used.map(offer_label).value_counts()
-    return (", ".join(f"{md_text(name)} for {n:,} customers" for name, n in top.head(3).items())
-            + (f" ({md_text(o.reason)})" if o.reason else "") + ".")
+    if o is None:
+        return "no offer plan: " + md_text(ctx.problems.get("offers", "no result")) + "."
+    proven = o.plan[o.plan.offer != NO_OFFER]
+    tests = len(o.plan) - len(proven)
+    if proven.empty:
+        where = "no campaign is in the data" if o.responses.empty else "no campaign shows an offer beating no offer"
+        return f"{where}, so no offer is recommended yet; the *Offers* section sizes the test that would tell."
+    return ("; ".join(f"{md_text(r.offer_name)} for {md_text(name)} (+{100 * r.uplift:.0f} points of response rate)"
+                      for name, r in proven.iterrows())
+            + (f"; no evidence yet for the other {tests} segment(s): a test is sized for each." if tests else "."))
+
+_OFFER_FORMATS = {"customers sent it": "{:,}", "customers without offer": "{:,}", "response rate": percent,
+                  "response rate without offer": percent, "uplift": points, "uplift, at least": points,
+                  "uplift, at most": points, "Qini (held out)": "{:.3f}", "customers": "{:,}"}
 
 def offers_section(ctx: ReportContext) -> Section:
-    "What the offer campaigns show, and the offer each segment should get."
-    s = Section()
-    s.text("From the randomised offer campaigns in the data (offer types sent to random groups, with a no-offer "
-           "control): each customer's expected extra response to each offer type, and the offer with the highest "
-           "expected incremental value — never an offer to a customer without marketing consent. *Uplift* is the "
-           "response rate of those who got the offer minus that of the control; *Qini* measures, on customers held out "
-           "of the fit, how much better than random the model picks who responds because of the offer (0 = random).")
+    "What the offer campaigns show, and the offer each segment should get — or the test that would tell."
+    s, cur = Section(), ctx.currency
+    s.text("An offer is recommended to a segment only where the randomised campaigns show that it beats sending no "
+           "offer — for the segment itself, or for customers like them (same lifecycle stage) where the segment is "
+           "too small — and never to a customer without marketing consent. *Uplift* is the response rate (a purchase "
+           "within the response window) of those who got the offer minus that of those who did not, in percentage "
+           "points, with the range it lies in (95 %, adjusted for comparing several offers). Where the evidence is "
+           "missing, the segment gets a test, sized to detect 5 points (α = 0.05, power 0.8).")
     o = ctx.offers
     if o is None:
         ctx.explain(s, "offers")
         return s
     if o.responses.empty:
-        s.note(ctx.absent("offers") or f"No offers: {md_text(o.reason)}.")
-        return s
-    if o.reason:
-        s.note(f"{md_text(o.reason[0].upper() + o.reason[1:])}.")
+        s.note(ctx.absent("offers") or "No offer campaign was sent to these customers by the report date.")
+    else:
+        if o.reason:
+            s.note(f"{md_text(o.reason[0].upper() + o.reason[1:])}.")
+        ev = o.evidence.drop(columns=[c for c in ("offer", "verdict", "needed_per_arm", "value_per_response")
+                                      if c in o.evidence]).rename(columns={**OFFER_TABLE_LABELS, "qini": "Qini (held out)"})
+        ev.index = [offer_name(i) for i in ev.index]
+        ev = ev.rename(columns=lambda c: f"{c} ({cur})" if c.startswith("extra spend") else c)
+        s.text(f"**The evidence**: {len(o.responses):,} offers sent in {o.responses.campaign_id.nunique()} campaign(s); "
+               f"a response is a purchase within {o.responses.attrs.get('window_days', 14)} days. *Qini* measures, on "
+               "customers held out of the fit, how much better than chance a model picks those who buy because of "
+               "the offer (0 = chance).")
+        s.table(html_table(ev, {**_OFFER_FORMATS, **{c: "{:,.0f}" for c in ev.columns if c.startswith("extra spend")}}))
     ctx.explain(s, "offers")
-    ev = o.evidence.rename(index=offer_label).rename(columns={
-        "sent": "customers sent it", "response_rate": "response rate", "control": "control customers",
-        "control_rate": "control response rate", "observed_uplift": "uplift", "qini": "Qini (held out)"})
-    s.text(f"**The evidence**: {len(o.responses):,} offers sent in {o.responses.campaign_id.nunique()} campaign(s); a "
-           f"response is a purchase within {o.responses.attrs.get('window_days', 14)} days.")
-    s.table(html_table(ev.rename_axis("offer"), {"customers sent it": "{:,}", "control customers": "{:,}",
-                                                 "response rate": percent, "control response rate": percent,
-                                                 "uplift": points, "Qini (held out)": "{:.3f}"}))
-    per_segment = ctx.in_segment_order(offer_by_segment(o.recommended, ctx.buyers.segment))
-    per_segment = per_segment.rename(columns=lambda c: "most common offer" if c == "top_offer" else offer_label(c))
-    per_segment["most common offer"] = per_segment["most common offer"].map(offer_label)
-    s.text("**Recommended offer per segment** (share of the segment's customers; *no offer* where none is expected "
-           "to add value, or without consent):")
-    s.table(html_table(per_segment.rename_axis(index=None, columns=None),
-                       {c: percent for c in per_segment.columns if c != "most common offer"}))
-    s.figures = {"recommended_offers": o.recommended.map(offer_label).value_counts().to_dict()}
+    plan = ctx.in_segment_order(o.plan)
+    offered = plan.offer != NO_OFFER
+    shown = pd.DataFrame({"customers": plan.customers, "offer": plan.offer_name,
+                          "evidence from": plan.basis.where(offered, "–"),
+                          "uplift": plan.uplift.where(offered),
+                          f"extra spend per customer ({cur})": plan.incremental_value.where(offered),
+                          "verdict": plan.verdict})
+    s.text("**The offer per segment**, or the test that would give the evidence:")
+    s.table(html_table(shown.rename_axis(None), {"customers": "{:,}", "uplift": points,
+                                                 f"extra spend per customer ({cur})": lambda v: "–" if pd.isna(v) else f"{v:,.0f}"},
+                       left=["offer", "evidence from", "verdict"]))
+    s.figures = {"recommended_offers": o.recommended.map(offer_name).value_counts().to_dict(),
+                 "offer_per_segment": plan.offer_name.to_dict(), "verdicts": plan.verdict.to_dict()}
     return s
 
 def own_segments_section(ctx: ReportContext) -> Section:
@@ -1101,11 +1117,12 @@ def action_section(ctx: ReportContext) -> Section:
     if ctx.stages is None:
         ctx.explain(s, "lifecycle")
         return s
-    offers = ctx.offers.recommended if ctx.offers is not None else pd.Series(NO_OFFER, index=ctx.buyers.index)
+    if ctx.offers is None:
+        ctx.explain(s, "offers")
+    offers = ctx.offers.plan if ctx.offers is not None else pd.Series(NO_OFFER, index=ctx.buyers.index)
     actions = action_table(ctx.buyers.segment, ctx.stages.stage, offers,
                            clv=ctx.clv.predictions.clv if ctx.clv is not None else None,
                            actions=ctx.segment_info.action)
-    actions["offer"] = actions.offer.map(offer_label)
     actions = ctx.in_segment_order(actions).rename(columns={"predicted CLV": f"predicted CLV ({ctx.currency})"})
     s.table(html_table(actions.rename_axis(None), {"customers": "{:,}", f"predicted CLV ({ctx.currency})": "{:,.0f}"},
                        left=True))
@@ -1162,7 +1179,9 @@ def write_metrics(ctx: ReportContext) -> Path:
         "top_20_percent_revenue_share": f("concentration").get("top_20_percent_revenue_share"),
         "gini": f("concentration").get("gini"), "contacts_next_7_days": f("lifecycle").get("contacts_next_7_days"),
         "clv": clv or None, "clusters": f("clusters").get("clusters"),
-        "recommended_offers": f("offers").get("recommended_offers"), "own_segments": f("own_segments").get("own_segments"),
+        "recommended_offers": f("offers").get("recommended_offers"),
+        "offer_per_segment": f("offers").get("offer_per_segment"), "offer_verdicts": f("offers").get("verdicts"),
+        "own_segments": f("own_segments").get("own_segments"),
         "top_categories_by_segment": f("own_segments").get("top_categories_by_segment"),
         "absent_tables": ctx.absent_tables, "exports": f("appendix").get("exports"),
         "tables": {r.table: {"rows": int(r.rows), "rejected_rows": int(r.rejected_rows)} for r in ctx.coverage.itertuples()},

@@ -80,7 +80,7 @@ def test_the_report_counts_what_was_loaded(shop):
     assert m["customers (merged profiles)"] is None and m["points liability"] is None
     assert m["absent_tables"] == ["profiles", "interactions", "loyalty_ledger", "offers"]
     assert m["clv"]["total"] > 0 and m["clv"]["backtest_best"] and sum(m["lifecycle_stages"].values()) == m["customers"]
-    assert m["clusters"] is None and m["recommended_offers"] is None
+    assert m["clusters"] is None and m["recommended_offers"] == {"no offer": 2357}  # no campaign, no evidence
     view = pd.read_parquet(shop["folder"] / "customer_360.parquet")
     assert len(view) == m["customers"] and view.net_revenue.sum() == pytest.approx(m["revenue"], abs=0.01)
 

@@ -69,6 +69,11 @@ def test_every_section_runs_on_a_shop_unlike_the_sample(context):
                                          "the points outstanding, rewards and tiers."]
     assert "No interactions table was loaded" in notes["Run parameters and data coverage"][0]
     assert any("no control group" in n for n in notes["Offers: what to send to whom"])
+    # without a control group no offer is proven: each segment gets a test of one offer against another, sized
+    offers = shown["Offers: what to send to whom"].figures
+    assert set(offers["offer_per_segment"].values()) == {"no offer"} and offers["recommended_offers"] == {
+        "no offer": len(context.buyers)}
+    assert all(re.match(r"no evidence yet: test .+ vs .+ on [\d,]+ customers", v) for v in offers["verdicts"].values())
     assert context.problems == {}  # every analysis could be done on this shop
     k = shown["Headline figures"].figures
     assert k["points liability"] is None and k["customers"] == len(context.buyers) <= 300

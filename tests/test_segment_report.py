@@ -53,7 +53,7 @@ def test_every_section_is_there_in_order(html):
     assert headings(html) == SECTIONS
     for words in ["Thresholds between the scores", "Contact calendar",
                   "Backtest", "CLV deciles", "value tiers", "clusters</strong>", "The evidence",
-                  "Recommended offer per segment", "Top category affinities per RFM segment", "Exports"]:
+                  "The offer per segment", "Top category affinities per RFM segment", "Exports"]:
         assert words in html, words
 
 
@@ -70,7 +70,8 @@ def test_the_packaged_template_runs_on_the_registered_kernel(nightly):
 
 
 def test_report_figures_equal_the_library(nightly):
-    from loyalty_lab import RFM, ClvModel, Segmenter, behaviour_features, customer_lines, lifecycle_stages, load_settings, summarize
+    from loyalty_lab.clv import choose_model
+    from loyalty_lab import RFM, Segmenter, behaviour_features, customer_lines, lifecycle_stages, load_settings, summarize
     from loyalty_lab.lifecycle import LifecycleRules
     from loyalty_lab.warehouse import Warehouse
     lab, folder = nightly
@@ -82,6 +83,7 @@ def test_report_figures_equal_the_library(nightly):
         summary = summarize(lines, s.as_of(), timezone=s.locale.timezone)
         weekly = summarize(lines, s.as_of(), "W", timezone=s.locale.timezone)
         features = behaviour_features(wh, s)
+        choice = choose_model(lines, s.as_of(), s)  # the report's purchase model is the backtest's winner
     scored = RFM.from_settings(s).fit_transform(summary)
     buyers = scored[scored.segment != "No purchases"]
     assert metrics["rfm_segments"] == buyers.segment.value_counts().to_dict()
@@ -90,8 +92,8 @@ def test_report_figures_equal_the_library(nightly):
     assert metrics["lifecycle_stages"] == {k: int(v) for k, v in stages.items()}
     assert metrics["active customers"] == int(stages["new"] + stages["active"])
     assert metrics["repeat rate"] == pytest.approx((summary[summary.purchase_days > 0].frequency > 0).mean())
-    clv = ClvModel.from_settings(s).fit(weekly).predict(weekly, horizon_days=s.clv.horizon_days,
-                                                          discount_rate=s.clv.discount_rate).clv
+    assert metrics["clv"]["model"] == choice.model.label == "Pareto/NBD"
+    clv = choice.model.predict(weekly, horizon_days=s.clv.horizon_days, discount_rate=s.clv.discount_rate).clv
     assert metrics["clv"]["total"] == pytest.approx(clv.reindex(buyers.index).sum(), rel=1e-9)
     assert metrics["clv"]["value_tiers"] == {"Bronze": 1003, "Silver": 602, "Gold": 301, "Platinum": 100}
     clusters = Segmenter(k=s.report.n_clusters, seed=s.run.seed).fit(features.loc[features.index.isin(buyers.index)])
@@ -100,6 +102,14 @@ def test_report_figures_equal_the_library(nightly):
     view = pd.read_parquet(folder / "customer_360.parquet")
     assert len(view) == metrics["customers (merged profiles)"] and view.customer_key.is_unique
     assert view[view.segment != "No purchases"].segment.value_counts().to_dict() == metrics["rfm_segments"]
+    # offers follow the evidence: each customer gets their segment's offer (none without consent), and the segments
+    # do not all get the same one (before: free delivery for every segment, Champions included)
+    bought = view[view.segment != "No purchases"]
+    consent = (bought.consent_email.fillna(False) | bought.consent_sms.fillna(False) | bought.consent_push.fillna(False))
+    expected = bought.segment.map(metrics["offer_per_segment"]).where(consent.astype(bool), "no offer")
+    assert (bought.recommended_offer == expected).all()
+    assert len(set(metrics["offer_per_segment"].values())) > 1 and metrics["offer_per_segment"]["Champions"] == "no offer"
+    assert metrics["offer_verdicts"]["Champions"].startswith("no evidence yet: test ")
     champions = pd.read_csv(folder / "segments" / "champions.csv")
     assert len(champions) == metrics["rfm_segments"]["Champions"] == metrics["exports"]["segments/champions.csv"]
     assert set(champions.customer_key) == set(view.customer_key[view.segment == "Champions"])
