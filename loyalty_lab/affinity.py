@@ -111,6 +111,12 @@ class AffinityModel:
     blend: str = "history + similar"  # or "history", "similar", "popular": the backtest's comparisons
 
     def fit(self, history: pd.DataFrame) -> "AffinityModel":
+        needed = ["customer_id", "item", "weight", "bought", "last_bought"]
+        if not isinstance(history, pd.DataFrame) or any(c not in history.columns for c in needed):
+            what = type(history).__name__ if not isinstance(history, pd.DataFrame) else \
+                "a DataFrame without " + ", ".join(c for c in needed if c not in history.columns)
+            raise LoyaltyLabError(f"affinity: fit needs the purchase history from item_history() (a DataFrame with "
+                                  f"{', '.join(needed)}), not {what}")
         if history.empty:
             raise LoyaltyLabError("affinity: no purchase history before as_of; choose a later as_of")
         self.level_ = history.attrs.get("level", "item")

@@ -36,6 +36,12 @@ class LifecycleRules:
 def lifecycle_stages(summary: pd.DataFrame, rules: LifecycleRules | None = None) -> pd.DataFrame:
     "Stage, usual gap, overdue ratio and days to the next expected purchase for every customer of a `summary`."
     rules = rules or LifecycleRules()
+    if not isinstance(summary, pd.DataFrame):
+        raise LoyaltyLabError(f"lifecycle_stages: summary must be the customer summary DataFrame from `summarize`, "
+                              f"not {type(summary).__name__}")
+    if not isinstance(rules, LifecycleRules):
+        raise LoyaltyLabError(f"lifecycle_stages: rules must be LifecycleRules (e.g. LifecycleRules.from_settings(settings)), "
+                              f"not {type(rules).__name__}")
     if "days_since_last_purchase" not in summary.columns or "time_unit" not in summary.attrs:
         raise LoyaltyLabError("lifecycle_stages needs a customer summary from `summarize` (with its attrs)")
     per_unit = TIME_UNITS[summary.attrs["time_unit"]]
