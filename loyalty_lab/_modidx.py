@@ -17,6 +17,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'loyalty_lab.affinity._matrix': ('affinity.html#_matrix', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._moment': ('affinity.html#_moment', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._row_normalised': ('affinity.html#_row_normalised', 'loyalty_lab/affinity.py'),
+                                      'loyalty_lab.affinity._several_items': ('affinity.html#_several_items', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity._top_k': ('affinity.html#_top_k', 'loyalty_lab/affinity.py'),
                                       'loyalty_lab.affinity.affinity_backtest': ( 'affinity.html#affinity_backtest',
                                                                                   'loyalty_lab/affinity.py'),
