@@ -127,14 +127,15 @@ def _orders_until(lines, until: pd.Timestamp, what: str, *, customer_id: str, ts
 def _when(as_of, timezone: str) -> pd.Timestamp:
     if as_of is None:
         raise LoyaltyLabError("as_of is required: the date the summary describes (e.g. '2024-06-30')")
-    # '01.02.2024' is 1 February in Europe and 2 January in the US: only the ISO order (year-month-day) is taken
-    if isinstance(as_of, str) and not re.match(r"\s*\d{4}-\d{2}-\d{2}", as_of):
-        raise LoyaltyLabError(f"as_of = {as_of!r} is not an ISO date: write it year-month-day (e.g. '2024-06-30' "
-                              "or '2024-06-30 18:00'), which no locale reads differently")
     try:
-        return resolve_as_of(as_of, timezone)
+        when = resolve_as_of(as_of, timezone)
     except (ValueError, TypeError):
         raise LoyaltyLabError(f"as_of = {as_of!r} is not a date or timestamp (e.g. '2024-06-30')") from None
+    # '01.02.2024' is 1 February in Europe and 2 January in the US: only the ISO order (year-month-day) is taken
+    if isinstance(as_of, str) and not re.match(r"\s*\d{4}-\d{2}-\d{2}", as_of):
+        raise LoyaltyLabError(f"as_of = {as_of!r} is not a date in ISO order: write it year-month-day (e.g. '2024-06-30' "
+                              "or '2024-06-30 18:00'), which no locale reads differently")
+    return when
 
 def _unit(time_unit: str) -> int:
     if time_unit not in TIME_UNITS:

@@ -157,7 +157,7 @@ def test_local_days_match_pandas_across_years_of_offset_changes(zone):
 def test_as_of_in_a_locale_dependent_order_is_refused(as_of):
     "summarize(as_of='01.02.2024') was accepted (1 February or 2 January, depending on who reads it)."
     lines = pd.DataFrame({"customer_id": ["a"], "ts": [pd.Timestamp("2024-01-01")], "amount": [1.0]})
-    with pytest.raises(LoyaltyLabError, match=f"as_of = '{re.escape(as_of)}' is not an ISO date: write it "
+    with pytest.raises(LoyaltyLabError, match=f"as_of = '{re.escape(as_of)}' is not a date in ISO order: write it "
                                               "year-month-day \\(e.g. '2024-06-30' or '2024-06-30 18:00'\\)"):
         summarize(lines, as_of=as_of)
     assert summarize(lines, as_of="2024-02-01 00:00").attrs["as_of"].startswith("2024-02-01T00:00")
