@@ -111,6 +111,12 @@ class AffinityModel:
     blend: str = "history + similar"  # or "history", "similar", "popular": the backtest's comparisons
 
     def fit(self, history: pd.DataFrame) -> "AffinityModel":
+        needed = ["customer_id", "item", "weight", "bought", "last_bought"]
+        if not isinstance(history, pd.DataFrame) or any(c not in history.columns for c in needed):
+            what = type(history).__name__ if not isinstance(history, pd.DataFrame) else \
+                "a DataFrame without " + ", ".join(c for c in needed if c not in history.columns)
+            raise LoyaltyLabError(f"affinity: fit needs the purchase history from item_history() (a DataFrame with "
+                                  f"{', '.join(needed)}), not {what}")
         if history.empty:
             raise LoyaltyLabError("affinity: no purchase history before as_of; choose a later as_of")
         self.level_ = history.attrs.get("level", "item")
@@ -260,6 +266,15 @@ def _hit_rates(method: str, recs: pd.DataFrame, truth: pd.Series, k: int) -> dic
             f"precision@{k}": float((per_customer / k).mean()) if len(truth) else np.nan}
 
 # %% ../notebooks/18_affinity.ipynb #48bfd8ff
+def _several_items(history: pd.DataFrame, level: str, when):
+    "A LoyaltyLabError in words where everybody bought the same one item: no affinity to tell apart."
+    one, many = {"category": ("category", "categories"), "product_id": ("product", "products")}[level]
+    bought = history.loc[history.bought > 0, "item"].unique()
+    if len(bought) == 1:  # none at all: AffinityModel.fit says so
+        raise LoyaltyLabError(f"affinity: every order line up to {pd.Timestamp(when):%Y-%m-%d} is in the one {one} "
+                              f"{bought[0]!r}: {one} "
+                              f"affinities need order lines in several {many}")
+
 def customer_affinities(warehouse: Warehouse | None = None, settings=None, *, as_of=None, level: str = "category",
                         k: int = 3, segments: pd.Series | None = None, model: AffinityModel | None = None) -> pd.DataFrame:
     """The top `k` categories (or products) of every merged customer as of `as_of` (default: the settings'),
@@ -272,6 +287,7 @@ def customer_affinities(warehouse: Warehouse | None = None, settings=None, *, as
         p = wh.table("profiles")
         known = x.inner_join(p.filter(p.signup_date <= at), ["source_system", "source_customer_id"])
         customers = known.select("customer_id").distinct().to_pyarrow().column(0).to_pylist()
+    _several_items(history, level, when)
     fitted = (model or AffinityModel()).fit(history)
     out = fitted.recommend(history, k=k, customers=customers, segments=segments)
     out.attrs.update(as_of=when.isoformat(), level=level)

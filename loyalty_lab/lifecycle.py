@@ -36,6 +36,12 @@ class LifecycleRules:
 def lifecycle_stages(summary: pd.DataFrame, rules: LifecycleRules | None = None) -> pd.DataFrame:
     "Stage, usual gap, overdue ratio and days to the next expected purchase for every customer of a `summary`."
     rules = rules or LifecycleRules()
+    if not isinstance(summary, pd.DataFrame):
+        raise LoyaltyLabError(f"lifecycle_stages: summary must be the customer summary DataFrame from `summarize`, "
+                              f"not {type(summary).__name__}")
+    if not isinstance(rules, LifecycleRules):
+        raise LoyaltyLabError(f"lifecycle_stages: rules must be LifecycleRules (e.g. LifecycleRules.from_settings(settings)), "
+                              f"not {type(rules).__name__}")
     if "days_since_last_purchase" not in summary.columns or "time_unit" not in summary.attrs:
         raise LoyaltyLabError("lifecycle_stages needs a customer summary from `summarize` (with its attrs)")
     per_unit = TIME_UNITS[summary.attrs["time_unit"]]
@@ -141,9 +147,10 @@ def new_vs_existing(lines, as_of, new_days: int = 90, *, timezone: str = "UTC") 
     everyone = first.filter(first._first <= _cutoff(std, when)).mutate(
         group=ibis.cases((first._first > start, "new"), else_="existing")).group_by("group").aggregate(n=lambda x: x.count()).to_pandas()
     g = per.groupby("group")
+    customers = everyone.set_index("group").n.reindex(["new", "existing"], fill_value=0)  # 0, not NaN, for a group nobody is in
     table = pd.DataFrame({
-        "customers": everyone.set_index("group").n,
-        "active_share": g.size() / everyone.set_index("group").n,
+        "customers": customers,
+        "active_share": g.size().reindex(customers.index, fill_value=0) / customers.where(customers > 0),
         "repeat_rate": g.days.apply(lambda d: (d >= 2).mean()),
         "average_basket": g.spend.sum() / g.orders.sum(),
         "categories_per_order": per_order.groupby("group").categories.mean(),
@@ -165,13 +172,19 @@ def cohort_retention(lines, as_of, *, customer_id: str = "customer_id", ts: str 
     first = o.group_by("_c").aggregate(_cohort=o._month.min())
     active = o.select("_c", "_month").distinct().inner_join(first, "_c")
     counts = active.group_by(["_cohort", active._month.name("_m")]).aggregate(n=active.count()).to_pandas()
-    if counts.empty:
-        return pd.DataFrame()
     counts["since"] = counts._m - counts._cohort
+    last = when.year * 12 + when.month - 1
+    if counts.empty or counts._cohort.min() == last:  # an empty table that says why
+        out = pd.DataFrame()
+        out.attrs["note"] = (f"No purchase by {when:%Y-%m-%d}, so there are no cohorts to follow." if counts.empty else
+                             f"Every purchase up to {when:%Y-%m-%d} falls in one calendar month ({when:%Y-%m}), so no "
+                             "cohort can be followed into a later month; retention needs purchases in at least two months.")
+        return out
     table = counts.pivot(index="_cohort", columns="since", values="n").fillna(0)
+    # every month up to as_of is a column, also where nobody came back (one-time buyers: 0 %, not a missing column)
+    table = table.reindex(columns=range(last - counts._cohort.min() + 1), fill_value=0)
     size = table[0]
     shares = table.div(size, axis=0)
-    last = when.year * 12 + when.month - 1
     for cohort in shares.index:  # months after as_of are not observed
         shares.loc[cohort, [m for m in shares.columns if cohort + m > last]] = np.nan
     shares.index = [f"{c // 12}-{c % 12 + 1:02d}" for c in shares.index]

@@ -223,6 +223,7 @@ class Migration:
     counts: pd.DataFrame
     from_as_of: str
     to_as_of: str
+    note: str = ""  # what the migration could not show, and why (empty: nothing)
 
     @property
     def shares(self) -> pd.DataFrame:
@@ -239,7 +240,15 @@ def segment_migration(lines, from_as_of, to_as_of, rfm: RFM | None = None, churn
     first, second = summarize(lines, from_as_of, **columns), summarize(lines, to_as_of, **columns)
     if pd.Timestamp(second.attrs["as_of"]) <= pd.Timestamp(first.attrs["as_of"]):
         raise LoyaltyLabError(f"segment migration: to_as_of {to_as_of} must be after from_as_of {from_as_of}")
-    rfm = (rfm or RFM()).fit(first)
+    rfm = rfm or RFM()
+    note = ""
+    if not (first.purchase_days > 0).any():  # the history starts after from_as_of: everybody is new
+        note = (f"No customer had bought by {first.attrs['as_of'][:10]}, so every customer is new and nobody moved "
+                "between segments; compare with a date after the first purchases.")
+        first = first.iloc[:0]
+        rfm.fit(second)  # thresholds from the only date with customers
+    else:
+        rfm.fit(first)
     before, after = _state(rfm.transform(first), churn_days), _state(rfm.transform(second), churn_days)
     before = before.reindex(after.index).fillna("new")
     order = [s.name for s in rfm.segments] + [UNCLASSIFIED.name, NO_PURCHASES.name]
@@ -247,7 +256,7 @@ def segment_migration(lines, from_as_of, to_as_of, rfm: RFM | None = None, churn
     cols = [s for s in order if s in set(after) | set(before)] + ["churned"]
     counts = pd.crosstab(before, after).reindex(index=rows, columns=cols, fill_value=0)
     counts.index.name, counts.columns.name = f"segment at {first.attrs['as_of'][:10]}", f"segment at {second.attrs['as_of'][:10]}"
-    return Migration(counts, first.attrs["as_of"], second.attrs["as_of"])
+    return Migration(counts, first.attrs["as_of"], second.attrs["as_of"], note)
 
 # %% ../notebooks/11_rfm.ipynb #00be5306
 def concentration(spend: pd.Series, top_share: float = 0.2) -> dict:

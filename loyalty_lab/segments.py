@@ -67,8 +67,13 @@ def _gap_cv(lines: ibis.Table, summary_index: pd.Index) -> pd.Series:
 def _shares(lines: ibis.Table, by: str, value, prefix: str) -> pd.DataFrame:
     "Share of each customer's `value` per value of column `by` (customers × values)."
     l = lines.filter(lines.quantity > 0).mutate(_v=value)
-    g = l.group_by(["customer_id", by]).aggregate(v=l._v.sum()).to_pyarrow().to_pandas()
+    g = l.group_by(["customer_id", by]).aggregate(v=l._v.sum(), n=l.count()).to_pyarrow().to_pandas()
     wide = g.pivot_table(index="customer_id", columns=by, values="v", aggfunc="sum", fill_value=0.0)
+    # a customer who only got things for free (value 0) has the shares of their lines, not 0 in every column
+    free = wide.sum(axis=1) <= 0
+    if free.any():
+        lines_by = g.pivot_table(index="customer_id", columns=by, values="n", aggfunc="sum", fill_value=0.0)
+        wide[free] = lines_by.reindex(index=wide.index[free], columns=wide.columns).to_numpy(float)
     wide = wide.div(wide.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0.0)
     wide.columns = [f"{prefix}{re.sub(r'[^0-9a-z]+', '_', str(c).lower()).strip('_')}" for c in wide.columns]
     return wide
@@ -273,26 +278,70 @@ class Segmenter:
             raise LoyaltyLabError(f"segments: k = {self.k!r}; give a whole number ≥ 2 or 'auto'")
 
     def fit(self, features: pd.DataFrame) -> "Segmenter":
-        from sklearn.metrics import silhouette_score
+        """Cluster `features`. Where the customers cannot carry the k asked (fewer than 10 per segment, fewer distinct
+        customers than segments, or k-means finding fewer distinct clusters), fewer segments are made and `notes_`
+        says why in a sentence (also given as a warning); a LoyaltyLabError when not even two segments can be made."""
         _check_features(features, "fit")
         n = len(features)
-        ks = [k for k in ([self.k] if self.k != "auto" else self.k_range) if n >= 10 * k]
-        if not ks:
-            need = 10 * (self.k if self.k != "auto" else min(self.k_range))
-            raise LoyaltyLabError(f"segments: {n} customers are too few for k = {self.k}: at least {need} (10 per segment) "
-                                  "are needed; lower k or use more customers")
-        X, self.scaler_, self.columns_ = scale_features(features[feature_columns(features, self.groups)])
-        distinct = len(np.unique(X[:min(n, _BIG)].round(9), axis=0))
-        if distinct < max(ks):  # k-means cannot find more clusters than there are distinct customers
-            fewest, ks = min(ks), [k for k in ks if k <= distinct]
-            if not ks:
-                raise LoyaltyLabError(
-                    f"segments: the {' and '.join(self.groups)} features ({', '.join(self.columns_)}) take only {distinct} "
-                    f"distinct value(s) across {n:,} customers, too few for {fewest} segments; clusters need order "
-                    "lines whose categories or promotions differ between customers")
+        self.notes_ = []
+        asked = [self.k] if self.k != "auto" else list(self.k_range)
+        wanted = f"k = {self.k}" if self.k != "auto" else f"k = {min(asked)}…{max(asked)}"
+        if n < 20:
+            raise LoyaltyLabError(f"segments: {n} customers are too few for k = {self.k}: at least 20 (10 per segment, "
+                                  "2 segments) are needed; use more customers")
+        columns = feature_columns(features, self.groups)
+        if all(features[c].nunique() < 2 for c in columns):
+            raise LoyaltyLabError(
+                f"segments: the {' and '.join(self.groups)} features ({', '.join(columns)}) have the same value for all "
+                f"{n:,} customers, so nothing tells them apart (e.g. one product category and no promotions); choose "
+                "feature groups that differ between customers, e.g. Segmenter(groups=('value',))")
+        X, self.scaler_, self.columns_ = scale_features(features[columns])
+        # customers closer than a millionth of a standard deviation are the same customer to k-means
+        distinct = len(np.unique(X[:min(n, _BIG)].round(6), axis=0))
+        if distinct < 2:
+            raise LoyaltyLabError(
+                f"segments: the {' and '.join(self.groups)} features ({', '.join(self.columns_)}) take only {distinct} "
+                f"distinct value(s) across {n:,} customers, too few for 2 segments; clusters need order "
+                "lines whose categories or promotions differ between customers")
+        most = min(n // 10, distinct)  # at least 10 customers per segment, no more segments than distinct customers
+        ks = [k for k in asked if k <= most] or [most]
+        if max(asked) > most and (self.k != "auto" or ks == [most]):
+            why = (f"the {' and '.join(self.groups)} features ({', '.join(self.columns_)}) take only {distinct} distinct "
+                   f"values across {n:,} customers" if distinct <= n // 10 else
+                   f"{n:,} customers are too few for more (at least 10 per segment)")
+            self._note(f"{max(ks)} segments instead of {wanted}: {why}.")
         rng = np.random.default_rng(self.seed)
         # k is chosen on at most _BIG customers (a random subset), the chosen model then fitted on everybody
         Xk = X if n <= _BIG or len(ks) == 1 else X[rng.choice(n, _BIG, replace=False)]
+        with warnings.catch_warnings():
+            # sklearn's "fewer distinct clusters than n_clusters": handled below in words
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            while True:
+                self.selection_, fits = self._compare(X if len(ks) == 1 else Xk, ks, rng)
+                self.k_ = self._choose(self.selection_)
+                self.model_ = fits[self.k_] if Xk is X or len(ks) == 1 else _model(self.method, self.k_, n, self.seed).fit(X)
+                labels = self.model_.predict(X)
+                found = len(np.unique(labels))
+                if found == self.k_:
+                    break
+                if found < 2:
+                    raise LoyaltyLabError(f"segments: k-means put all {n:,} customers in one cluster: their "
+                                          f"{' and '.join(self.groups)} features are too alike to segment")
+                self._note(f"{found} segments instead of {self.k_}: k-means found only {found} distinct clusters, "
+                           "the customers' features being too alike for more.")
+                ks = [found]
+        self.stability_ = float(self.selection_.loc[self.k_, "stability"])
+        self._profile(features, X, labels)
+        return self
+
+    def _note(self, text: str):
+        "A plain sentence on what the fit could not do, kept in `notes_` and given as a warning."
+        self.notes_.append(text)
+        warnings.warn(f"segments: {text}", stacklevel=3)
+
+    def _compare(self, Xk: np.ndarray, ks: list, rng) -> tuple[pd.DataFrame, dict]:
+        "Silhouette, BIC, smallest share and stability of each k (on `Xk`), and the fitted models."
+        from sklearn.metrics import silhouette_score
         sample = rng.choice(len(Xk), min(len(Xk), _SAMPLE), replace=False)
         rows, fits = [], {}
         for k in ks:
@@ -304,13 +353,7 @@ class Segmenter:
             rows.append({"k": k, "silhouette": silhouette, "bic": bic, "smallest_share": shares.min(),
                          "stability": _stability(self.method, k, Xk, labels, self.bootstraps, rng)})
             fits[k] = model
-        self.selection_ = pd.DataFrame(rows).set_index("k")
-        self.k_ = self._choose(self.selection_)
-        self.model_ = fits[self.k_] if Xk is X else _model(self.method, self.k_, n, self.seed).fit(X)
-        labels = self.model_.predict(X)
-        self.stability_ = float(self.selection_.loc[self.k_, "stability"])
-        self._profile(features, X, labels)
-        return self
+        return pd.DataFrame(rows).set_index("k"), fits
 
     def _choose(self, table: pd.DataFrame) -> int:
         if len(table) == 1:

@@ -5,7 +5,7 @@ everyday figures (orders, spend, returns, AOV) — plus the calibration / holdou
 
 # %% ../notebooks/10_summary.ipynb #993b2e8d
 from __future__ import annotations
-import importlib.resources
+import importlib.resources, re
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
@@ -128,9 +128,14 @@ def _when(as_of, timezone: str) -> pd.Timestamp:
     if as_of is None:
         raise LoyaltyLabError("as_of is required: the date the summary describes (e.g. '2024-06-30')")
     try:
-        return resolve_as_of(as_of, timezone)
+        when = resolve_as_of(as_of, timezone)
     except (ValueError, TypeError):
         raise LoyaltyLabError(f"as_of = {as_of!r} is not a date or timestamp (e.g. '2024-06-30')") from None
+    # '01.02.2024' is 1 February in Europe and 2 January in the US: only the ISO order (year-month-day) is taken
+    if isinstance(as_of, str) and not re.match(r"\s*\d{4}-\d{2}-\d{2}", as_of):
+        raise LoyaltyLabError(f"as_of = {as_of!r} is not a date in ISO order: write it year-month-day (e.g. '2024-06-30' "
+                              "or '2024-06-30 18:00'), which no locale reads differently")
+    return when
 
 def _unit(time_unit: str) -> int:
     if time_unit not in TIME_UNITS:

@@ -18,15 +18,16 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 
 # %% auto #0
-__all__ = ['OFFER_KINDS', 'SYSTEMS', 'CATEGORIES', 'ARCHETYPES', 'SERBIAN_MALE', 'SERBIAN_FEMALE', 'SERBIAN_SURNAMES',
-           'NICKNAMES', 'CITIES', 'STREETS', 'Noise', 'SynthConfig', 'to_cyrillic', 'fold_ascii', 'typo',
-           'email_variant', 'phone_format', 'SynthProgramme', 'generate', 'write_programme', 'synth']
+__all__ = ['OFFER_KINDS', 'SYSTEMS', 'CATEGORIES', 'ARCHETYPES', 'SHAPE_TABLES', 'SERBIAN_MALE', 'SERBIAN_FEMALE',
+           'SERBIAN_SURNAMES', 'NICKNAMES', 'CITIES', 'STREETS', 'Noise', 'SynthConfig', 'to_cyrillic', 'fold_ascii',
+           'typo', 'email_variant', 'phone_format', 'SynthProgramme', 'generate', 'write_programme', 'synth']
 
 # %% ../notebooks/07_synth.ipynb #85ec9d0d
 OFFER_KINDS = ("free_delivery", "percent_discount", "points_multiplier", "gift", "none")
 SYSTEMS = ("pos", "web", "app", "crm")
 CATEGORIES = ("dairy", "bakery", "produce", "meat", "beverages", "snacks", "household", "personal_care", "baby", "pet")
 ARCHETYPES = ("family", "promo_hunter", "premium", "occasional")
+SHAPE_TABLES = ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")
 
 @dataclass(frozen=True)
 class Noise:
@@ -64,6 +65,12 @@ class SynthConfig:
     campaign_reach: float = 0.4  # share of acquired people each campaign targets
     control_share: float = 0.2  # of those, the share that gets no offer
     returns_rate: float = 0.02  # share of lines returned later
+    # other shapes of shop (the defaults give the full programme, with output unchanged by these options)
+    categories: int = len(CATEGORIES)  # product categories used, the first n of CATEGORIES (1: a one-category shop)
+    stores: int = 24  # physical stores, 3 per city (1: every store order in one store)
+    channels: int = 3  # order channels used, of store, web and app (1: every order in the store)
+    tables: tuple[str, ...] = ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")  # tables produced
+    one_time_buyers: bool = False  # everybody buys once (no repeat purchases; offers are sent, never redeemed)
 
     @property
     def window_days(self) -> float:
@@ -80,6 +87,15 @@ class SynthConfig:
             problems.append("profiles_per_person must be 4 probabilities summing to 1")
         if min(self.r, self.alpha, self.a, self.b, self.p, self.q, self.gamma) <= 0 or self.q <= 1:
             problems.append("r, alpha, a, b, p, gamma must be > 0 and q > 1")
+        if not 1 <= self.categories <= len(CATEGORIES):
+            problems.append(f"categories = {self.categories} (need 1…{len(CATEGORIES)})")
+        if not 1 <= self.stores <= 24:
+            problems.append(f"stores = {self.stores} (need 1…24)")
+        if not 1 <= self.channels <= 3:
+            problems.append(f"channels = {self.channels} (need 1…3: store, web, app)")
+        unknown = [t for t in self.tables if t not in SHAPE_TABLES]
+        if unknown or "order_lines" not in self.tables:
+            problems.append(f"tables = {self.tables} (need order_lines and any of {', '.join(SHAPE_TABLES)})")
         rates = asdict(self.noise)
         problems += [f"noise.{k} = {v} (need 0…1)" for k, v in rates.items() if not 0 <= v <= 1]
         if problems:
@@ -446,8 +462,9 @@ def _offers(people: pd.DataFrame, dropout_day: np.ndarray, cfg: SynthConfig, rng
             "campaign_id": f"C{c + 1:02d}", "person": eligible, "group": np.where(control, "control", "treatment"),
             "offer_type": np.where(control, "none", np.array(OFFER_KINDS[:4])[kind]),
             "sent_day": sent_day, "redeemed_day": np.where(redeemed, sent_day + delay, np.nan)}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["campaign_id", "person", "group", "offer_type", "sent_day", "redeemed_day"])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({  # no campaigns: typed, for indexing
+        "campaign_id": pd.Series(dtype=str), "person": pd.Series(dtype=np.int64), "group": pd.Series(dtype=str),
+        "offer_type": pd.Series(dtype=str), "sent_day": pd.Series(dtype=float), "redeemed_day": pd.Series(dtype=float)})
 
 # %% ../notebooks/07_synth.ipynb #2c19c225
 _PROMO_DISCOUNT = {"free_delivery": 0.0, "percent_discount": 0.2, "points_multiplier": 0.0, "gift": 0.0, "bundle": 0.15}
@@ -490,7 +507,7 @@ def _orders_and_lines(people, profile_truth, order_person, order_day, redemption
     del w, w_sum
     line_no = (np.arange(len(line_order)) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines) + 1).astype(np.int32)
     cat_cols = [f"pref_{c}" for c in CATEGORIES]
-    category = _pick(rng, people[cat_cols].to_numpy(), line_person)
+    category = _pick(rng, people[cat_cols].to_numpy(), line_person) % cfg.categories  # fewer: folded together
     product_no = np.minimum(rng.exponential(40, len(line_order)), 299).astype(np.int16)
     promo_p = people.promo_propensity.to_numpy()[line_person]
     line_redemption = redemption_kind[line_order]
@@ -515,7 +532,8 @@ def _orders_and_lines(people, profile_truth, order_person, order_day, redemption
     multiplier = np.bincount(line_order, weights=(on_promo & (promo == _PROMO_KINDS.index("points_multiplier"))),
                              minlength=n_orders) > 0
     net_paid = np.bincount(line_order, weights=unit_price * quantity - discount, minlength=n_orders)
-    table = _line_table(lines, order_ids, order_ts, profile_truth, chosen, channel, people, order_person, returned, ret_ts)
+    table = _line_table(lines, order_ids, order_ts, profile_truth, chosen, channel, people, order_person, returned, ret_ts,
+                        cfg)
     return table, order_ids, order_ts, channel, net_paid, multiplier
 
 def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
@@ -531,17 +549,21 @@ def _vocab(values, codes: np.ndarray) -> pa.Array:
     "Strings from a small vocabulary by code, dictionary-encoded (a few bytes a row at tens of millions of rows)."
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, np.int32)), pa.array(list(values), pa.string()))
 
-def _line_table(lines, order_ids, order_ts, profile_truth, order_profile, channel, people, order_person, returned, ret_ts):
+def _line_table(lines, order_ids, order_ts, profile_truth, order_profile, channel, people, order_person, returned, ret_ts,
+                cfg):
     o = pa.array(lines["order"])
     city = people.city.to_numpy()[order_person]
-    store_code = np.where(channel == 0, city * 3 + order_ids % 3, np.where(channel == 1, 3 * len(CITIES), 3 * len(CITIES) + 1))
+    system = channel
+    channel = np.minimum(channel, cfg.channels - 1)  # fewer channels: the app's orders in the web shop, then in the store
+    store_code = np.where(channel == 0, (city * 3 + order_ids % 3) % cfg.stores,
+                          np.where(channel == 1, 3 * len(CITIES), 3 * len(CITIES) + 1))
     stores = [f"S{c + 1:02d}{b + 1}" for c in range(len(CITIES)) for b in range(3)] + ["WEB", "APP"]
     products = [f"{c[:3].upper()}{j:03d}" for c in CATEGORIES for j in range(300)]
     promo_names = list(_PROMO_KINDS) + ["none"]
     table = pa.table({
         "order_id": _ids("O", order_ids).take(o),
         "line_no": lines["line_no"],
-        "source_system": _vocab(SYSTEMS, channel).take(o),
+        "source_system": _vocab(SYSTEMS, system).take(o),
         "source_customer_id": _source_ids(profile_truth, order_profile).take(o),
         "ts": pa.array(order_ts).take(o),
         "channel": _vocab(("store", "web", "app"), channel).take(o),
@@ -634,7 +656,7 @@ def _interactions(people, profiles, first_profile, order_person, order_day, orde
            "campaign": np.repeat(np.array([e[5] for e in events], np.int16), sizes)[keep][order]}
     cart = np.isin(ev_["event"], [ev("cart_add"), ev("cart_abandon")])
     ev_["category"] = np.full(len(order), -1, np.int16)
-    ev_["category"][cart] = _pick(rng, people[[f"pref_{c}" for c in CATEGORIES]].to_numpy(), ev_["person"][cart])
+    ev_["category"][cart] = _pick(rng, people[[f"pref_{c}" for c in CATEGORIES]].to_numpy(), ev_["person"][cart]) % cfg.categories
     ev_["campaigns"] = [f"NL{month:%Y%m}" for month in months]
     return ev_
 
@@ -710,12 +732,17 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
     first_profile = _first_profile_per_system(profile_truth, len(people))  # used by interactions, ledger, offers
     o_person, o_day, dropout_day = _purchases(people, cfg, rng)
     people["dropout_day"] = dropout_day
+    if cfg.one_time_buyers:  # each person's first purchase only (the orders are sorted by person, then day)
+        first = np.r_[True, o_person[1:] != o_person[:-1]]
+        o_person, o_day = o_person[first], o_day[first]
     offers = _offers(people, dropout_day, cfg, rng)
+    if cfg.one_time_buyers:
+        offers["redeemed_day"] = np.nan
     red = offers[offers.redeemed_day.notna()]
     person = np.concatenate([o_person, red.person.to_numpy()])
     day = np.concatenate([o_day, red.redeemed_day.to_numpy()])
     kind = np.concatenate([np.full(len(o_person), -1),
-                           red.offer_type.map({k: i for i, k in enumerate(_PROMO_KINDS)}).to_numpy()])
+                           red.offer_type.map({k: i for i, k in enumerate(_PROMO_KINDS)}).to_numpy()]).astype(np.int64)
     chrono = np.lexsort((person, day))  # order ids ascend with time
     person, day, kind = person[chrono], day[chrono], kind[chrono]
     lines, order_ids, order_ts, order_channel, order_net, order_multiplier = \
@@ -753,6 +780,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
                                     mask=offers.redeemed_day.isna().to_numpy()),
             "order_id": _redemption_order_ids(offers, order_ids, red_pos)}),
     }
+    tables = {name: t for name, t in tables.items() if name in cfg.tables}
     people_truth = people.assign(
         acquired_at=pd.to_datetime(_timestamps(start, people.acquired_day.to_numpy())),
         dropout_at=pd.to_datetime(np.where(np.isnan(dropout_day), np.datetime64("NaT"),
@@ -809,6 +837,9 @@ def write_programme(programme: SynthProgramme, out: str | Path, formats: tuple[s
     for name, frame in programme.truth.items():
         _write(pa.Table.from_pandas(frame, preserve_index=False), out / "truth" / name, formats)
     config = asdict(programme.config)
+    for option in ("categories", "stores", "channels", "tables", "one_time_buyers"):  # written only when not the default
+        if config[option] == getattr(SynthConfig, option):
+            del config[option]
     (out / "truth" / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n", encoding="utf-8")
     return {name: t.num_rows for name, t in programme.tables.items()}
 

@@ -293,6 +293,10 @@ class Warehouse:
                  timezone: str = "UTC", memory_limit: str = OPTION_BY_NAME["warehouse.memory_limit"].default,
                  default_country: str = OPTION_BY_NAME["locale.default_country"].default,
                  bounds: dict[str, float] | None = None):
+        if not isinstance(path, (str, Path)) or not str(path).strip():
+            raise LoyaltyLabError(f"Warehouse: path must be the DuckDB file to open, as a str or Path (e.g. "
+                                  f"'data/warehouse.duckdb'), not {path!r} ({type(path).__name__}); or open the "
+                                  "configured one with Warehouse.open(settings)")
         self.path = Path(path).expanduser().resolve()
         self.read_only = read_only
         self.timezone = timezone

@@ -59,3 +59,13 @@ def test_bad_input_is_named(lab):
         AffinityModel().fit(item_history(lines, pd.Timestamp("2001-01-01", tz="UTC")))
     with pytest.raises(LoyaltyLabError, match="the order lines lack category"):
         item_history(lines.drop("category"), s.as_of())
+
+
+@pytest.mark.parametrize("history, what", [
+    ([1, 2], "not list"),
+    (pd.DataFrame({"customer_id": ["a"], "category": ["x"]}), "not a DataFrame without item, weight, bought, last_bought")])
+def test_fit_names_the_history_it_needs(history, what):
+    "AffinityModel().fit([...]) raised AttributeError: 'list' object has no attribute 'empty'."
+    with pytest.raises(LoyaltyLabError, match=f"affinity: fit needs the purchase history from item_history\\(\\) "
+                                              f"\\(a DataFrame with customer_id, item, weight, bought, last_bought\\), {what}"):
+        AffinityModel().fit(history)

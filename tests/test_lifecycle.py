@@ -99,3 +99,14 @@ def test_stages_track_who_is_really_still_a_customer():
     share_alive = alive.reindex(stages.index).groupby(stages.stage, observed=True).mean()
     ordered = share_alive[["active", "at risk", "lapsed", "churned"]]
     assert ordered.is_monotonic_decreasing and ordered["active"] >= 0.85 and ordered["churned"] <= 0.10, ordered
+
+
+def test_lifecycle_stages_name_the_argument_and_what_it_expects():
+    "lifecycle_stages([...]) raised AttributeError: 'list' object has no attribute 'columns'."
+    with pytest.raises(LoyaltyLabError, match="lifecycle_stages: summary must be the customer summary DataFrame "
+                                              "from `summarize`, not list"):
+        lifecycle_stages([1, 2])
+    summary = summarize(pd.DataFrame({"customer_id": ["a"], "ts": [pd.Timestamp("2024-01-05")], "amount": [5.0]}),
+                        "2024-02-01")
+    with pytest.raises(LoyaltyLabError, match="rules must be LifecycleRules .*, not dict"):
+        lifecycle_stages(summary, {"new_days": 30})

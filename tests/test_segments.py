@@ -94,11 +94,17 @@ def test_names_come_from_distinctive_traits():
 
 
 def test_bad_input_is_refused_clearly(features):
-    with pytest.raises(LoyaltyLabError, match="20 customers are too few for k = 3: at least 30"):
-        Segmenter(k=3).fit(features.head(20))
+    # too few customers for k: fewer segments, said in a sentence; too few for two: refused
+    with pytest.warns(UserWarning, match="2 segments instead of k = 3: 20 customers are too few for more"):
+        small = Segmenter(k=3).fit(features.head(20))
+    assert small.k_ == 2 and small.profiles_.customers.sum() == 20
+    assert small.notes_ == ["2 segments instead of k = 3: 20 customers are too few for more (at least 10 per segment)."]
+    with pytest.raises(LoyaltyLabError, match="19 customers are too few for k = 3: at least 20"):
+        Segmenter(k=3).fit(features.head(19))
     with pytest.warns(UserWarning, match="product_views, push_opens are the same for every customer"):
         Segmenter(k=3, groups=("engagement",)).fit(features)
-    with pytest.raises(LoyaltyLabError, match="every feature is constant"):
+    with pytest.raises(LoyaltyLabError, match=r"the promotions features \(promo_share, discount_depth\) have the same "
+                                              "value for all 2,006 customers, so nothing tells them apart"):
         Segmenter(k=2, groups=("promotions",)).fit(features.assign(promo_share=0.0, discount_depth=0.0))
     with pytest.raises(LoyaltyLabError, match="unknown feature groups taste"):
         Segmenter(groups=("taste",)).fit(features)
@@ -124,3 +130,18 @@ def test_missing_interaction_data_is_zero_and_counted(features):
     no_email = features.attrs["missing_rates"]["email_open_rate"]
     assert 0 < no_email < len(features) and (features.email_open_rate == 0).sum() >= no_email
     assert not features.isna().any().any()
+
+
+@pytest.mark.parametrize("k", [3, 4, "auto"])
+def test_customers_alike_to_a_billionth_make_fewer_segments_not_a_key_error(k):
+    "Two groups of 100 customers, three of them a billionth apart: it raised KeyError: 3 in _profile for k = 4."
+    a = np.r_[np.zeros(100), np.ones(100)]
+    a[:3] += 1e-9 * np.arange(1, 4)
+    features = pd.DataFrame({"cat_a": a, "cat_b": 1 - a, "total_spend": 10.0}, index=[f"c{i}" for i in range(200)])
+    with pytest.warns(UserWarning, match="2 segments instead of k = "):
+        fitted = Segmenter(k=k).fit(features)
+    assert fitted.k_ == 2 and sorted(fitted.profiles_.customers) == [100, 100] and len(fitted.names_) == 2
+    wanted = "k = 3…8" if k == "auto" else f"k = {k}"
+    assert fitted.notes_ == [f"2 segments instead of {wanted}: the basket and promotions features (cat_a, cat_b) take "
+                             "only 2 distinct values across 200 customers."]
+    assert (fitted.assign(features) == fitted.labels_).all()

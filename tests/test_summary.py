@@ -1,5 +1,6 @@
 """Customer summary and calibration/holdout split: CDNOW against lifetimes and the BG/NBD paper, hand-computed
 cases, planted future rows, edge cases and bad input."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,13 @@ def test_local_days_match_pandas_across_years_of_offset_changes(zone):
     s = summarize(one, "2024-01-05", timezone=zone, order_id=None)
     expected_days = (pd.Timestamp("2024-01-05").date() - pd.Series(ts.tz_convert(zone).date, index=one.customer_id)).map(lambda d: d.days)
     assert (s.days_since_last_purchase == expected_days[s.index]).all()
+
+
+@pytest.mark.parametrize("as_of", ["01.02.2024", "02/01/2024", "1 Feb 2024", "20240201"])
+def test_as_of_in_a_locale_dependent_order_is_refused(as_of):
+    "summarize(as_of='01.02.2024') was accepted (1 February or 2 January, depending on who reads it)."
+    lines = pd.DataFrame({"customer_id": ["a"], "ts": [pd.Timestamp("2024-01-01")], "amount": [1.0]})
+    with pytest.raises(LoyaltyLabError, match=f"as_of = '{re.escape(as_of)}' is not a date in ISO order: write it "
+                                              "year-month-day \\(e.g. '2024-06-30' or '2024-06-30 18:00'\\)"):
+        summarize(lines, as_of=as_of)
+    assert summarize(lines, as_of="2024-02-01 00:00").attrs["as_of"].startswith("2024-02-01T00:00")

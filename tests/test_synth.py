@@ -178,3 +178,21 @@ def test_a_mailbox_and_a_phone_number_belong_to_one_person(big):
     digits = profiles.phone.astype(str).str.replace(r"\D", "", regex=True).str[-9:]
     shared = profiles.assign(d=digits)[digits.str.len() == 9].groupby("d").person_id.nunique()
     assert shared.max() == 1
+
+
+def test_shape_options_make_other_shops_and_refuse_nonsense():
+    "categories, stores, channels, tables and one_time_buyers; campaigns = 0 raised IndexError (float person index)."
+    shop = generate(customers=120, seed=3, categories=1, stores=1, channels=1, one_time_buyers=True, campaigns=0,
+                    tables=("order_lines", "profiles"))
+    lines = shop.table("order_lines")
+    assert list(shop.tables) == ["profiles", "order_lines"]
+    assert set(lines.category) == {"dairy"} and set(lines.channel) == {"store"} and set(lines.store_id) == {"S011"}
+    bought = lines[lines.quantity > 0]
+    assert bought.order_id.nunique() == 120 == bought.groupby("order_id").ts.first().size  # one order per person
+    assert (shop.truth["orders"].kind == "organic").all()
+    two = generate(customers=120, seed=3, categories=3, channels=2).table("order_lines")
+    assert set(two.category) == {"dairy", "bakery", "produce"} and set(two.channel) == {"store", "web"}
+    assert set(two.source_system) >= {"pos", "web", "app"}  # app customers' orders are web orders, still from their app profile
+    with pytest.raises(LoyaltyLabError, match=r"categories = 0 \(need 1…10\); stores = 30 \(need 1…24\); channels = 4 "
+                                              r"\(need 1…3: store, web, app\); tables = \('offers',\) \(need order_lines"):
+        SynthConfig(categories=0, stores=30, channels=4, tables=("offers",))

@@ -375,3 +375,12 @@ def test_a_warehouse_of_another_duckdb_storage_version_is_refused_unchanged(tmp_
                                                   r"but the installed duckdb .* it was not opened, so it is unchanged"):
             Warehouse(theirs, read_only=read_only)
     assert theirs.read_bytes() == before
+
+
+@pytest.mark.parametrize("path", [3, None, "  "])
+def test_warehouse_path_must_be_a_file_name(path):
+    "Warehouse(3) raised TypeError: expected str, bytes or os.PathLike object, not int."
+    with pytest.raises(LoyaltyLabError, match=f"Warehouse: path must be the DuckDB file to open, as a str or Path "
+                                              f"\\(e.g. 'data/warehouse.duckdb'\\), not {re.escape(repr(path))} "
+                                              f"\\({type(path).__name__}\\); or open the configured one"):
+        Warehouse(path)
