@@ -66,11 +66,11 @@ def lifecycle_stages(summary: pd.DataFrame, rules: LifecycleRules | None = None)
 
 # %% ../notebooks/12_lifecycle.ipynb #d5f90bdd
 CONTACT_PLAYBOOK = pd.DataFrame([
-    ("new", "right after the first purchase (within 3 days)", "Welcome, with a second-purchase offer"),
+    ("new", "right after the first purchase (within 3 days)", "Welcome, and what to buy next"),
     ("active", "on their peak-interest weekday when the next purchase is due", "New arrivals in their favourite categories"),
     ("at risk", "as soon as they pass 1.5 usual gaps", "Reminder with personal recommendations"),
-    ("lapsed", "after 30 days without a purchase, or past 3 usual gaps", "Win-back discount"),
-    ("churned", "not weekly: a quarterly reactivation campaign", "Low-cost reactivation offer"),
+    ("lapsed", "after 30 days without a purchase, or past 3 usual gaps", "Win-back message: what is new in their categories"),
+    ("churned", "not weekly: a quarterly reactivation campaign", "Low-cost reactivation message"),
 ], columns=["stage", "when", "message"]).set_index("stage")
 
 def peak_weekday(lines, as_of, *, customer_id: str = "customer_id", ts: str = "ts", amount: str = "amount",

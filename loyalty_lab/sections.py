@@ -732,7 +732,8 @@ def cohorts_section(ctx: ReportContext) -> Section:
     s.table(html_table(shown))
     ctx.explain(s, "cohorts")
     if cohorts.empty:
-        s.note("No monthly cohort has a later month yet: retention needs more than one month of history.")
+        s.note(md_text(cohorts.attrs.get("note") or "No monthly cohort has a later month yet: retention needs more "
+                                                    "than one month of history."))
         return s
     recent = cohorts.iloc[-12:]
     shown = recent.drop(columns=["customers", 0]).iloc[:, :12].astype(float)  # month 0 is 100 % by definition
@@ -807,8 +808,8 @@ def migration_section(ctx: ReportContext) -> Section:
     before = counts.drop(index="new", errors="ignore").to_numpy().sum()
     new = int(counts.loc["new"].sum()) if "new" in counts.index else 0
     if before == 0:
-        s.note(f"Nobody had bought by {ctx.compare_to:%Y-%m-%d}, so there is no earlier segment to move from; all "
-               f"{new:,} customers are new since then.")
+        s.note(md_text(getattr(m, "note", None) or f"Nobody had bought by {ctx.compare_to:%Y-%m-%d}, so every customer "
+                                                   "is new and nobody moved between segments."))
         return s
     s.text(f"From {ctx.compare_to:%Y-%m-%d} to {ctx.as_of:%Y-%m-%d}: **{percent(stayed / before)}** of the customers "
            f"stayed in their segment; {new:,} customers are new.")

@@ -240,6 +240,13 @@ def segment_name(distinctive: pd.Series) -> str:
         adjective, noun = adjective or a, noun or n
         if adjective and noun:
             break
+    if adjective is None and noun is None:  # no named trait: say what is strongest rather than a bare "customers"
+        feature = distinctive.abs().idxmax() if len(distinctive) else None
+        if feature is None or abs(distinctive[feature]) < _NAMING_THRESHOLD:
+            return "average customers"
+        if feature.startswith("cat_"):  # a positive share would have named them "… shoppers"
+            return f"customers buying little {feature[4:].replace('_', ' ')}"
+        return f"customers with {'high' if distinctive[feature] > 0 else 'low'} {feature.replace('_', ' ')}"
     return " ".join(w for w in (adjective, noun or "customers") if w)
 
 def _unique_names(names: list[str], distinctive: list[pd.Series]) -> list[str]:

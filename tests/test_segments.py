@@ -90,7 +90,10 @@ def test_saved_segments_assign_without_refitting(segments, features, tmp_path):
 def test_names_come_from_distinctive_traits():
     assert segment_name(pd.Series({"promo_share": 1.4, "cat_baby": 0.9, "aov": 0.1})) == "promo-driven baby shoppers"
     assert segment_name(pd.Series({"channel_app": 1.2, "frequency": 0.8})) == "app regulars"
-    assert segment_name(pd.Series({"aov": 0.1})) == "customers"
+    # no trait strong enough or none with a word: the name says so, never a bare "customers" (and "customers 2")
+    assert segment_name(pd.Series({"aov": 0.1})) == "average customers"
+    assert segment_name(pd.Series({"cat_baby": -1.2, "aov": 0.1})) == "customers buying little baby"
+    assert segment_name(pd.Series({"gap_cv": 0.1, "email_open_rate": -0.8})) == "customers with low email open rate"
 
 
 def test_bad_input_is_refused_clearly(features):
