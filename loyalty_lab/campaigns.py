@@ -6,6 +6,7 @@ evidence, the action table of the segment report, and the files a campaign tool 
 # %% ../notebooks/16_campaigns.ipynb #989be68c
 from __future__ import annotations
 import re
+from collections.abc import Iterable
 from pathlib import Path
 import ibis
 import numpy as np
@@ -16,10 +17,10 @@ from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, 
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
-__all__ = ['VALUE_TIERS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles',
-           'offer_by_segment', 'offer_evidence', 'history_purchase_rate', 'segment_offers', 'customer_offers',
-           'segments_when_sent', 'slug', 'segment_plan', 'action_table', 'pseudonymous_keys', 'private_view',
-           'write_exports']
+__all__ = ['VALUE_TIERS', 'MAX_TEST_ROUNDS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'STOPPED', 'CONTACT_COLUMNS',
+           'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence', 'history_purchase_rate',
+           'segment_offers', 'customer_offers', 'segments_when_sent', 'slug', 'segment_plan', 'action_table',
+           'pseudonymous_keys', 'private_view', 'write_exports']
 
 # %% ../notebooks/16_campaigns.ipynb #a805c6db
 VALUE_TIERS = (("Platinum", 0.05), ("Gold", 0.20), ("Silver", 0.50), ("Bronze", 1.0))  # tier, cumulative share
@@ -139,6 +140,9 @@ def _no_discounts(action: str) -> bool:
     "True where the segment's action text rules discounts out ('no discounts needed')."
     return bool(re.search(r"\bno discounts?\b", str(action), re.IGNORECASE))
 
+# more campaigns than this to test a segment on its own is no plan: it has to be pooled with others
+MAX_TEST_ROUNDS = 6
+
 def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evidence_segments: pd.Series | None = None,
                    similar: pd.Series | None = None, similar_today: pd.Series | None = None,
                    similar_name: str = "behavioural cluster",
@@ -227,14 +231,15 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                    "the campaigns had no control group, so no uplift can be measured" if not has_control else
                    f"no offer beat no offer for this segment or {pool_text}" if not small else
                    f"neither this segment's campaigns nor {pool_text} show an offer beating no offer")
-            enough = 2 * needed <= customers
+            rounds = int(np.ceil(2 * needed / max(customers, 1)))  # campaigns the segment alone would need
             row["test"] = f"{offer_name(a) if a else 'an offer'} vs {offer_name(b)}"
             row["verdict"] = (f"no evidence yet: test {row['test']} on {2 * needed:,} customers ({needed:,} per arm, to "
                               f"detect {min_uplift * 100:+.0f} points over {baseline_text}; α = 0.05, power 0.8); {why}. "
-                              f"The segment has {customers:,} customers: " +
-                              ("enough for the test" if enough else
-                               f"not enough on its own (repeat it over {int(np.ceil(2 * needed / max(customers, 1)))} "
-                               "campaigns, or join similar segments)"))
+                              f"The segment has {customers:,} customer{'s' if customers != 1 else ''}: " +
+                              ("enough for the test" if rounds <= 1 else
+                               f"not enough on its own (repeat it over {rounds} campaigns, or join similar segments)"
+                               if rounds <= MAX_TEST_ROUNDS else
+                               "too few to test on their own: join them with similar segments"))
         row["offer_name"] = offer_name(row["offer"])
         rows.append(row)
     columns = ["customers", "offer", "offer_name", "basis", "uplift", "uplift_low", "uplift_high", "incremental_value",
@@ -304,15 +309,20 @@ def segment_plan(segment: str, stage: str) -> tuple[str, str]:
     return GOALS[stage], CONTACT_PLAYBOOK.loc[stage, "when"]
 
 def _offer_sentence(row, currency: str = "") -> str:
-    if row.offer == NO_OFFER:
-        return row.verdict[0].upper() + row.verdict[1:] + "."
+    if row.offer == NO_OFFER:  # the Offers section gives the reason and the sizing in full
+        return f"No evidence yet: test {row.test} on {2 * row.needed_per_arm:,} customers (see the Offers section)."
     return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
             f"≈ {row.incremental_value:,.0f}{' ' + currency if currency else ''} more spend per customer).")
 
+STOPPED = ("lapsed", "churned")
+
 def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | pd.Series, clv: pd.Series | None = None,
-                 actions: pd.Series | None = None, export_folder: str = "segments") -> pd.DataFrame:
+                 actions: pd.Series | None = None, export_folder: str = "segments",
+                 for_buyers: Iterable[str] = ()) -> pd.DataFrame:
     """Segment → customers, main lifecycle stage, goal, offer, timing, suggested action, export list (see
-    above). `offers`: the table of `segment_offers` (or, as before, each customer's recommended offer)."""
+    above). `offers`: the table of `segment_offers` (or, as before, each customer's recommended offer).
+    `for_buyers`: segments whose action text is written for customers who still buy (`recent_segments`); where
+    most of such a segment has lapsed or churned, the stage's message replaces that text, with the reason."""
     frame = pd.DataFrame({"segment": segments, "stage": stages.reindex(segments.index).astype(object)})
     plan = offers if isinstance(offers, pd.DataFrame) else None
     top = offer_by_segment(offers, segments).top_offer if plan is None else plan.offer
@@ -326,6 +336,9 @@ def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | 
         if clv is not None:
             row["predicted CLV"] = float(clv.reindex(part.index).sum())
         text = str(actions.get(name, "")) if actions is not None else ""
+        if text and name in set(for_buyers) and stage in STOPPED and name not in SEGMENT_PLANS:
+            text = (f"Most have stopped buying by their own rhythm ({stage}), though they bought more recently than most customers: "
+                    f"{CONTACT_PLAYBOOK.loc[stage, 'message'].lower()}")
         if plan is not None and plan.offer.get(name) in DISCOUNT_OFFERS and _no_discounts(text):
             # only the segment's own campaigns can give it a price cut: then the evidence overrules the text
             text = re.sub(r"[;,]?\s*no discounts?[^;.]*", "", text, flags=re.IGNORECASE).strip()

@@ -22,7 +22,8 @@ __all__ = ['REPORT_SETTINGS', 'FILTERS', 'DEFAULT_COMPARE_DAYS', 'REPORT_COLUMNS
            'quarantine_summary', 'monthly_sales', 'orphan_summary', 'ReportRun', 'segment_columns', 'check_parameters',
            'check_output_dir', 'prepare_report', 'scoped_lines', 'default_template', 'template_parameters',
            'template_sections', 'ReportKernel', 'check_report', 'run_report', 'swap_in', 'restore_aside', 'RunOutcome',
-           'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'html_table']
+           'read_run_list', 'run_report_list', 'treemap_rects', 'plot_treemap', 'plot_snake', 'md_text', 'md_code',
+           'html_table']
 
 # %% ../notebooks/04_report.ipynb #b9aff44f
 def data_coverage(wh: Warehouse) -> pd.DataFrame:
@@ -624,8 +625,12 @@ _MARKUP = frozenset("\\`*_{}[]()#+-.!|~<>&\"'$:=^")
 def md_text(value) -> str:
     """`value` (data: a segment, category, store or offer name…) as literal text inside the report's Markdown or
     HTML: each markup character becomes a character reference, each line break a space. `<img onerror=…>`,
-    `[x](javascript:…)` or `$x^2$` then show as written. (Not for code spans, where references stay as typed.)"""
+    `[x](javascript:…)` or `$x^2$` then show as written. (Not inside a Markdown code span, where references stay as typed: use `md_code`.)"""
     return "".join(f"&#{ord(c)};" if c in _MARKUP else " " if c in "\r\n\t\v\f" else c for c in str(value))
+
+def md_code(value) -> str:
+    "`value` (a file path, a setting's value) as inline code in the report's Markdown, shown exactly as written."
+    return f"<code>{md_text(value)}</code>"
 
 def html_table(table: pd.DataFrame, formats=None, *, index: bool = True, left=None):
     """`table` styled for the report with every text escaped — cells, index and column labels — whatever the

@@ -37,6 +37,11 @@ class Segment:
     description: str
     action: str
 
+    @property
+    def for_recent_buyers(self) -> bool:
+        "Whether the rule takes only the recent half (R 3 or more): its action is written for customers still buying."
+        return self.conditions.get("R", (1, 5))[0] >= 3
+
     def matches(self, scores: pd.DataFrame) -> pd.Series:
         hit = pd.Series(True, index=scores.index)
         for letter, (low, high) in self.conditions.items():

@@ -27,7 +27,7 @@ from .lifecycle import (CONTACT_PLAYBOOK, STAGES, LifecycleRules, cohort_retenti
                                    lifecycle_stages, new_vs_existing, peak_weekday)
 from .offers import NO_OFFER, campaign_responses, evaluate_uplift, offer_name
 from .profiles import last_merge_run
-from .report import (ReportRun, data_coverage, html_table, md_text, monthly_sales, orphan_summary, plot_snake,
+from .report import (ReportRun, data_coverage, html_table, md_code, md_text, monthly_sales, orphan_summary, plot_snake,
                                 plot_treemap, prepare_report, quarantine_summary, scoped_lines)
 from .rfm import RFM, concentration, segment_migration, segment_table
 from .rules import evaluate_segments, read_segment_rules
@@ -125,7 +125,7 @@ def _analysis(name: str):
         key = compute.__name__
         def get(self):
             if key not in self._results:
-                started = time.perf_counter()
+                started, nested = time.perf_counter(), self.time_accounted()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     for quiet in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
@@ -135,7 +135,9 @@ def _analysis(name: str):
                     except LoyaltyLabError as e:
                         self._results[key], self.problems[name] = None, str(e).strip().rstrip(".")
                 self._keep_warnings(name, caught)
-                self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+                # its own time: analyses it needed on the way (the view for the CLV …) are timed on their own
+                own = time.perf_counter() - started - (self.time_accounted() - nested)
+                self.timings[name] = self.timings.get(name, 0.0) + own
             return self._results[key]
         get.__doc__ = compute.__doc__
         return property(get)
@@ -308,6 +310,10 @@ class ReportContext:
             else:
                 self.library_warnings.append(f"{name}: {w.category.__name__}: {text}")
 
+    def time_accounted(self) -> float:
+        "The seconds of the steps timed so far (not the run's total, which is the sum's own line)."
+        return sum(seconds for step, seconds in self.timings.items() if step != "total")
+
     def money(self, value) -> str:
         return "–" if value is None or pd.isna(value) else f"{value:,.0f} {self.currency}"
 
@@ -328,7 +334,7 @@ class ReportContext:
         fails with a `LoyaltyLabError` says why in one sentence; any other error stops the report naming the
         section."""
         name = section_function.__name__.removesuffix("_section")
-        started, analyses = time.perf_counter(), sum(self.timings.values())
+        started, analyses = time.perf_counter(), self.time_accounted()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for quiet in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
@@ -344,7 +350,7 @@ class ReportContext:
         for text in self.notes.pop(f"section {name}", []):
             section.note(md_text(text))
         # the analyses a section needed are timed on their own; the rest is drawing
-        drawing = time.perf_counter() - started - (sum(self.timings.values()) - analyses)
+        drawing = time.perf_counter() - started - (self.time_accounted() - analyses)
         self.timings["tables and charts"] = self.timings.get("tables and charts", 0.0) + drawing
         self.shown[name] = section
         section.display()
@@ -772,7 +778,7 @@ def rfm_section(ctx: ReportContext) -> Section:
     thresholds.index = ["R: days since the last purchase (fewer → higher score)", "F: purchase days",
                         f"M: net spend ({ctx.currency})"]
     s.text(f"**{len(ctx.buyers):,} customers** with purchases; {st.rfm.bins} score levels; segment map "
-           f"`{md_text(st.rfm.segment_map)}`. Thresholds between the scores:")
+           f"{md_code(st.rfm.segment_map)}. Thresholds between the scores:")
     s.table(html_table(thresholds, "{:,.0f}"))
     ctx.explain(s, "RFM")
     b = ctx.by_segment.join(ctx.segment_info[["rule", "description", "action"]])
@@ -1123,7 +1129,8 @@ def action_section(ctx: ReportContext) -> Section:
     offers = ctx.offers.plan if ctx.offers is not None else pd.Series(NO_OFFER, index=ctx.buyers.index)
     actions = action_table(ctx.buyers.segment, ctx.stages.stage, offers,
                            clv=ctx.clv.predictions.clv if ctx.clv is not None else None,
-                           actions=ctx.segment_info.action)
+                           actions=ctx.segment_info.action,
+                           for_buyers=[seg.name for seg in RFM.from_settings(ctx.settings).segments if seg.for_recent_buyers])
     actions = ctx.in_segment_order(actions).rename(columns={"predicted CLV": f"predicted CLV ({ctx.currency})"})
     s.table(html_table(actions.rename_axis(None), {"customers": "{:,}", f"predicted CLV ({ctx.currency})": "{:,.0f}"},
                        left=True))
@@ -1153,7 +1160,7 @@ def appendix_section(ctx: ReportContext) -> Section:
     packages = ["pandas", "numpy", "duckdb", "ibis-framework", "lifetimes", "scikit-learn", "splink", "papermill"]
     s.text(f"loyalty-lab {loyalty_lab.__version__} · Python {platform.python_version()} · "
            + " · ".join(f"{p} {version(p)}" for p in packages)
-           + f" · seed {ctx.seed} · " + (f"settings `{md_text(st.file)}`" if st.file else "no settings.ini (built-in defaults)"))
+           + f" · seed {ctx.seed} · " + (f"settings {md_code(st.file)}" if st.file else "no settings.ini (built-in defaults)"))
     ctx.timings["total"] = time.perf_counter() - ctx.started
     took = pd.DataFrame([{step: f"{seconds:,.1f}" for step, seconds in ctx.timings.items()}])
     s.text("**Time taken** per step, in seconds (an analysis several sections use is counted once, as its own step):")

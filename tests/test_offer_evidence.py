@@ -90,7 +90,12 @@ def _check_plan(lab):
     for name, row in plan[plan.offer == NO_OFFER].iterrows():
         assert re.match(rf"no evidence yet: test .+ vs no offer on {2 * row.needed_per_arm:,} customers "
                         rf"\({row.needed_per_arm:,} per arm, to detect \+5 points over ", row.verdict), row.verdict
-        assert f"The segment has {row.customers:,} customers: " in row.verdict
+        people = f"{row.customers:,} customer{'s' if row.customers != 1 else ''}"
+        rounds = int(np.ceil(2 * row.needed_per_arm / row.customers))
+        assert row.verdict.endswith(f"The segment has {people}: " + (
+            "enough for the test" if rounds <= 1 else
+            f"not enough on its own (repeat it over {rounds} campaigns, or join similar segments)" if rounds <= 6 else
+            "too few to test on their own: join them with similar segments")), row.verdict
         assert row.needed_per_arm == sample_size_per_arm(row.baseline, 0.05)
     # Champions: a price cut only where their own campaigns show one beats no offer
     own = offer_evidence(responses, lab["when_sent"].segment, confidence=plan.attrs["confidence"])
@@ -127,7 +132,8 @@ def test_without_campaigns_the_test_is_sized_from_purchase_history(sample):
     assert plan.verdict.str.contains(r"^no evidence yet: test an offer vs no offer on [\d,]+ customers \([\d,]+ per arm").all()
     assert plan.verdict.str.contains(r"over the \d+% 14-day purchase rate from its history; α = 0.05, power 0.8\); "
                                      "no campaign has been sent yet").all(), plan.verdict.iloc[0]
-    assert plan.verdict.str.contains(r"The segment has [\d,]+ customers: (?:enough for the test|not enough on its own)").all()
+    assert plan.verdict.str.contains(r"The segment has [\d,]+ customers?: (?:enough for the test|not enough on its own|"
+                                     "too few to test on their own)").all()
     # the baseline is the segment's mean chance of a purchase within 14 days at its historical rate
     champions = summary.loc[segments.index[segments == "Champions"]]
     rate = champions.purchase_days / (champions["T"] + 14)
@@ -164,8 +170,9 @@ def test_action_table_says_one_thing_per_segment(sample):
     for name, row in table.iterrows():
         action = row["suggested action"]
         assert row.offer == plan.loc[name, "offer_name"]
-        if row.offer == "no offer":
-            assert "No evidence yet: test" in action
+        if row.offer == "no offer":  # one sentence naming the test; the Offers section has the reasons
+            assert action.endswith(f"No evidence yet: test {plan.loc[name, 'test']} on "
+                                   f"{2 * plan.loc[name, 'needed_per_arm']:,} customers (see the Offers section)."), action
         else:
             assert f"Offer: {row.offer} (" in action
         # no offer type is named in the action other than the one sent or tested

@@ -124,6 +124,20 @@ def test_churn_figures_rank_lost_and_hibernating_below_champions(shop):
     assert len(once_long_ago) > 300 and not (once_long_ago.churn_risk == "low").any()
 
 
+def test_the_action_table_follows_the_stage_where_recent_segments_have_stopped_buying(shop):
+    "CDNOW's Loyal Customers last bought over a year ago: their action is the churned stage's, not an upsell."
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", shop["html"])).replace("&#39;", "'")
+    actions = text.split("Action table", 2)[-1].split("Appendix", 1)[0]
+    row = actions.split("Loyal Customers", 1)[1].split("segments/loyal-customers.csv", 1)[0]
+    assert "churned reactivate at low cost" in row, row  # main stage and goal
+    assert "Most have stopped buying by their own rhythm (churned), though they bought more recently than most " \
+           "customers: low-cost reactivation message." in actions
+    assert "Upsell" not in actions and "next step" not in actions  # the segment map's texts for customers still buying
+    # no campaigns: one sentence per segment names the test, and no tiny segment is told to repeat it 872 times
+    assert actions.count("(see the Offers section)") == 9 and "repeat it over 872" not in text
+    assert "The segment has 1 customer: too few to test on their own: join them with similar segments" in text
+
+
 def test_the_report_of_a_one_category_shop_renders_cleanly(shop):
     "CDNOW in Chromium (build/screenshots/cdnow.png): no internals, no missing values, nothing spilling."
     import lab_helpers

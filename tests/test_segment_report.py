@@ -160,6 +160,12 @@ def test_the_report_renders_in_a_browser(nightly):
     glance = facts["text"].split("At a glance", 1)[1].split("Run parameters", 1)[0]
     assert [line.split(":")[0].strip() for line in glance.strip().splitlines()] == [
         "Since 01 Apr 2024", "Needs action", "Money at stake", "Offers", "Data"]
+    # a path is shown as typed (no character references on screen), and no step took negative time
+    assert f"settings {nightly[0] / 'settings.ini'}" in facts["text"] and "&#" not in facts["text"]
+    seconds = json.loads((nightly[1] / "metrics.json").read_text())["seconds"]
+    assert min(seconds.values()) >= 0, seconds
+    steps = sum(v for k, v in seconds.items() if k != "total")
+    assert steps <= seconds["total"] + 0.5, seconds  # each second counted once
 
 
 def test_bad_parameters_fail_at_once_with_a_clear_message(nightly):
