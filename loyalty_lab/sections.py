@@ -753,9 +753,9 @@ def cohorts_section(ctx: ReportContext) -> Section:
     shown.index = [f"{c} ({n:,})" for c, n in zip(recent.index, recent.customers)]
     plt = _plt()
     import seaborn as sns
-    fig, ax = plt.subplots(figsize=(10, 0.38 * len(shown) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, max(0.38 * len(shown) + 1.4, 3.2)))  # room for the axis label
     sns.heatmap(shown, annot=True, fmt=".0%", cmap="Blues", vmin=0, cbar=False, ax=ax, annot_kws={"fontsize": 8})
-    ax.set(xlabel="months since the first purchase", ylabel="first purchase in (new customers)",
+    ax.set(xlabel="months since the first purchase", ylabel="first month (customers)",
            title="Cohort retention: share of each month's new customers buying in each later month")
     s.figure(fig)
     if ctx.as_of.normalize() < month_end:
