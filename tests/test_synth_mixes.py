@@ -168,10 +168,15 @@ def test_config_json_records_the_options_only_when_they_are_not_the_default(tmp_
     assert SynthConfig(locale="de_DE", locales=(("de", 0.8), ("pl", 0.2))).people_locales == (("de", 0.8), ("pl", 0.2))
 
 
-def test_cli_options_and_refusals(tmp_path):
-    done = subprocess.run([CLI, "synth", "--customers", "80", "--out", str(tmp_path / "o"), "--format", "csv",
-                           "--profile-mix", "address_only", "--locale", "en_US"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def test_cli_options_give_byte_identical_files_and_refuse_unknown_values(tmp_path):
+    import hashlib, os
+    digests = lambda folder: {p.relative_to(folder): hashlib.sha256(p.read_bytes()).digest() for p in folder.rglob("*.csv")}
+    for out, hashing in (("o", "1"), ("p", "2")):  # another process, another string hashing: the same files
+        done = subprocess.run([CLI, "synth", "--customers", "80", "--out", str(tmp_path / out), "--format", "csv",
+                               "--profile-mix", "address_only", "--locale", "en_US"], capture_output=True, text=True,
+                              env=os.environ | {"PYTHONHASHSEED": hashing})
+        assert done.returncode == 0, done.stderr
+    assert len(digests(tmp_path / "o")) == 8 and digests(tmp_path / "o") == digests(tmp_path / "p")
     profiles = pd.read_csv(tmp_path / "o" / "profiles.csv", dtype=str, keep_default_na=False)
     assert set(profiles.country) == {"US"} and (profiles.email == "").all()
     bad = subprocess.run([CLI, "synth", "--out", str(tmp_path / "x"), "--locale", "fr_FR"], capture_output=True, text=True)
