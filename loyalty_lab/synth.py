@@ -295,7 +295,7 @@ _COUNTRIES = {
     "pl_PL": _Country("PL", "pl", "pl_PL", False, 150, ("wp.pl", "onet.pl", "gmail.com", "o2.pl", "interia.pl")),
     "sr_RS": _Country("RS", "sr", None, False, 150, ("gmail.com", "yahoo.com", "outlook.com", "mts.rs", "eunet.rs")),
 }
-_SERBIA = _Country("RS", "sr", None, False, 150, ("gmail.com", "yahoo.com", "outlook.com", "mts.rs", "eunet.rs"))
+_SERBIA = _COUNTRIES["sr_RS"]  # the default mix's country (its people come from `locales`)
 
 # nicknames of a locale's people (merged over NICKNAMES, which the default mix keeps on its own)
 _MORE_NICKNAMES = {
@@ -658,7 +658,7 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     person, slot, system = np.repeat(person, copies), np.repeat(slot, copies), np.repeat(system, copies)
     duplicate = _group_cumsum(np.ones(len(person)), copies).astype(np.int64) > 1
     m = len(person)
-    U = rng.random((m, 12))  # per-profile uniforms; column 0 spare
+    U = rng.random((m, 12))  # per-profile uniforms (column 0: how a German name loses its umlauts)
 
     # the person's true identity, drawn from the pools
     V = rng.random((n, 9))
@@ -668,7 +668,7 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 1])]
     new_last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 2])]
     # a mailbox and a phone number belong to one person: the user name carries a number no one else has
-    # (a scrambled person index), and numbers come from a bijection of the index onto 8-digit numbers
+    # (a scrambled person index), and numbers come from a bijection of the index onto the country's mobiles
     tag = (np.arange(n, dtype=np.int64) * 7_919 + int(V[0, 3] * 1e7)) % 10_000_000  # unique for n ≤ 10 million
     providers = country.providers
     email = [f"{_email_user(f, l)}{t}@{providers[int(w * 5)]}" for f, l, t, w in zip(first, last, tag, V[:, 4])]
