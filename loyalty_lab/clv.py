@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from .core import LoyaltyLabError
+from .lifecycle import LifecycleRules
 from .summary import TIME_UNITS, calibration_and_holdout, daily_purchases, summarize
 
 # %% auto #0
-__all__ = ['MODELS', 'MIN_CUSTOMERS', 'WARM_START_ROWS', 'INDEPENDENCE_LIMIT', 'CHURN_BANDS', 'ONE_TIME_LAPSED_DAYS', 'ML_LABEL',
-           'MAX_HOLDOUT_DAYS', 'MIN_HOLDOUT_DAYS', 'ClvModel', 'simulate', 'intervals', 'Backtest', 'p_alive_matrix',
-           'backtest', 'ModelChoice', 'choose_model']
+__all__ = ['MODELS', 'MIN_CUSTOMERS', 'WARM_START_ROWS', 'INDEPENDENCE_LIMIT', 'CHURN_BANDS', 'ML_LABEL', 'MAX_HOLDOUT_DAYS',
+           'MIN_HOLDOUT_DAYS', 'ClvModel', 'simulate', 'intervals', 'Backtest', 'p_alive_matrix', 'backtest',
+           'ModelChoice', 'choose_model']
 
 # %% ../notebooks/13_clv.ipynb #d2103821
 MODELS = {"bgnbd": ("BG/NBD", BetaGeoFitter), "pareto_nbd": ("Pareto/NBD", ParetoNBDFitter),
@@ -171,7 +172,6 @@ def _spend_inputs(summary: pd.DataFrame, what: str) -> tuple[pd.DataFrame, int]:
 
 # %% ../notebooks/13_clv.ipynb #20d44305
 CHURN_BANDS = (0.3, 0.7)  # P(alive) below the first: high risk; below the second: medium
-ONE_TIME_LAPSED_DAYS = 365  # a one-time buyer this long after the purchase is at least medium risk (lifecycle: lapsed)
 _MONTH_DAYS = 365.25 / 12
 
 def _check_days(days, name: str):
@@ -190,7 +190,8 @@ class ClvModel:
     one-time buyers' P(alive) and churn risk come from `one_time_model` (MBG/NBD), fitted on the same
     customers; their purchases and CLV stay BG/NBD's (the backtest scored those). `predict`'s column
     `p_alive_from` names the model each customer's P(alive) comes from. Whatever the model, a one-time buyer
-    `ONE_TIME_LAPSED_DAYS` (365) or more after the purchase is at least medium churn risk."""
+    past the lifecycle's `new_days` (30) after the purchase is at least medium churn risk (the lifecycle calls
+    them lapsed), and past its `lapsed_days` (365) high (churned): churn risk and lifecycle stage never disagree."""
     model: str = "mbgnbd"
     penalizer: float = 0.0
     seed: int = 42
@@ -300,8 +301,10 @@ class ClvModel:
                          index=x.index, name=f"purchases_{days:g}d")
 
     def predict(self, summary: pd.DataFrame, horizons_days=(30, 90, 365), horizon_days: float = 365,
-                discount_rate: float = 0.10) -> pd.DataFrame:
-        "Per-customer predictions as of the summary's date (see the table above)."
+                discount_rate: float = 0.10, lifecycle: LifecycleRules | None = None) -> pd.DataFrame:
+        """Per-customer predictions as of the summary's date (see the table above); `lifecycle`: the stage
+        thresholds one-time buyers' churn risk follows (`LifecycleRules.from_settings(settings)`; default: built-in)."""
+        rules = lifecycle or LifecycleRules()
         self._check_unit(summary)
         if not 0 <= discount_rate < 1:
             raise LoyaltyLabError(f"discount_rate = {discount_rate}: an annual rate between 0 and 1 (e.g. 0.10)")
@@ -322,8 +325,10 @@ class ClvModel:
         out["spend_per_purchase"] = self.spend_per_purchase(summary) if self.spend_ is not None else np.nan
         out["clv"] = self._discounted_purchases(x, horizon_days, discount_rate) * out.spend_per_purchase
         low, high = CHURN_BANDS
-        lapsed = one_time & (np.round(x["T"].to_numpy() * TIME_UNITS[self.time_unit_], 6) >= ONE_TIME_LAPSED_DAYS)
-        out["churn_risk"] = pd.Categorical(np.select([out.p_alive < low, (out.p_alive < high) | lapsed], ["high", "medium"], "low"),
+        since = np.round(x["T"].to_numpy() * TIME_UNITS[self.time_unit_], 6)  # days since a one-time buyer's purchase
+        lapsed, churned = one_time & (since > rules.new_days), one_time & (since > rules.lapsed_days)
+        out["churn_risk"] = pd.Categorical(np.select([(out.p_alive < low) | churned, (out.p_alive < high) | lapsed],
+                                                     ["high", "medium"], "low"),
                                            categories=["low", "medium", "high"], ordered=True)
         r, alpha = tm.params_["r"], tm.params_["alpha"]
         out["days_to_next_purchase"] = (alpha + x["T"]) / (r + x.frequency) * TIME_UNITS[self.time_unit_]
@@ -591,7 +596,7 @@ def backtest(lines, calibration_end, holdout_end, time_unit: str = "W", *, model
     predictions = pd.DataFrame({"actual": actual["purchases"]}, index=split.index)
     for name in models:
         try:
-            m = ClvModel(name, penalizer, seed).fit(cal)
+            m = ClvModel(name, penalizer, seed, one_time_model=None).fit(cal)  # P(alive) is not scored here
             _, purchases, spend = simulate(m, cal, days, draws, bootstraps)
         except LoyaltyLabError as e:
             if not skip_failures:

@@ -46,12 +46,14 @@ __all__ = ['WOULD_ADD', 'AT_RISK_STAGES', 'FEATURE_WORDS', 'SECTIONS', 'percent'
 
 # %% ../notebooks/20_sections.ipynb #6da6275f
 def percent(value, digits: int = 0) -> str:
-    """A share (0.25) as people read it: '25 %'; a share above 0 but below 1 % as '<1 %' (never a misleading '0 %');
-    '–' when unknown."""
+    """A share (0.25) as people read it: '25 %'; a share above 0 but below 1 % as '<1 %' (never a misleading '0 %'),
+    one above 99 % but below all as '>99 %' (never a misleading '100 %'); '–' when unknown."""
     if value is None or pd.isna(value):
         return "–"
     if 0 < value < 0.01:
         return "<1 %"
+    if 0.99 < value < 1 and digits == 0:
+        return ">99 %"
     return f"{value * 100:.{digits}f} %"
 
 def points(value) -> str:
@@ -160,7 +162,7 @@ def predict_clv(ctx: ReportContext) -> ClvResult:
     s = ctx.settings
     choice = choose_model(ctx.lines, ctx.as_of, s, timezone=ctx.tz, seed=ctx.seed)
     predictions = choice.model.predict(choice.summary, horizons_days=(30, 90), horizon_days=s.clv.horizon_days,
-                                       discount_rate=s.clv.discount_rate)
+                                       discount_rate=s.clv.discount_rate, lifecycle=LifecycleRules.from_settings(s))
     predictions = predictions.reindex(ctx.buyers.index.intersection(predictions.index))
     predictions["value_tier"] = value_tiers(predictions.clv.fillna(0.0))
     predictions["segment"] = ctx.buyers.segment.reindex(predictions.index)
@@ -204,8 +206,11 @@ def plan_offers(ctx: ReportContext) -> OfferResult:
     elif ctx.features is not None:
         groups = ctx.segmenter.labels_ if ctx.segmenter is not None else None
         known = responses[responses.customer_id.isin(ctx.features.index)]
-        qini, _ = evaluate_uplift(known, ctx.features, groups, seed=ctx.seed)
-        evidence = evidence.join(qini.qini.rename("qini"))
+        try:  # the Qini score is a check on the offer models; without it the evidence and the plan still hold
+            qini, _ = evaluate_uplift(known, ctx.features, groups, seed=ctx.seed)
+            evidence = evidence.join(qini.qini.rename("qini"))
+        except LoyaltyLabError as e:
+            ctx.notes.setdefault("offers", []).append(f"no Qini score for the offer models: {e}")
     return OfferResult(responses, plan, customers, evidence, reason)
 
 def _own_segments(ctx: ReportContext):
@@ -626,13 +631,19 @@ def headline_section(ctx: ReportContext) -> Section:
            "(below). *Bought more than once*: on more than one day."
            + (" *Points not yet redeemed*: earned and neither redeemed nor expired." if k["points liability"] else ""))
     merged = k["customers (merged profiles)"]
-    if merged is not None:
-        idle = merged - k["customers"]
-        s.text(f"The merged profiles hold **{merged:,} customers**" + (
-            f"; {k['customers']:,} of them bought by the report date and {idle:,} have a profile but no purchase "
-            "(they are in the exports, not in the figures above)." if idle > 0 else
-            f"; {-idle:,} buyers have no profile (order lines of customer ids no profile carries)." if idle < 0 else
-            ", every one a buyer."))
+    if merged is not None and ctx.run.filter_by:  # the merge counts the whole warehouse, the cards only the scope
+        s.text(f"The merged profiles hold **{merged:,} customers** in the whole warehouse; the figures above are the "
+               f"{k['customers']:,} who bought in this report's scope ({md_text(ctx.run.scope)}).")
+    elif merged is not None:
+        profiled, bought = ctx.view.index, ctx.buyers.index
+        idle, unknown = int((~profiled.isin(bought)).sum()), int((~bought.isin(profiled)).sum())
+        parts = [f"{k['customers'] - unknown:,} of them bought by the report date"]
+        if idle:
+            parts.append(f"{idle:,} {'has' if idle == 1 else 'have'} a profile but no purchase (they are in the exports, not in the figures above)")
+        if unknown:
+            parts.append(f"{unknown:,} {'buyer has' if unknown == 1 else 'buyers have'} no profile (order lines of customer ids no profile carries)")
+        s.text(f"The merged profiles hold **{merged:,} customers**; " + "; ".join(parts) + "." if idle or unknown
+               else f"The merged profiles hold **{merged:,} customers**, every one a buyer.")
     if "loyalty_ledger" in ctx.absent_tables:
         s.note(ctx.absent("loyalty_ledger"))
     elif k["points liability"] == 0:
@@ -754,7 +765,7 @@ def cohorts_section(ctx: ReportContext) -> Section:
     plt = _plt()
     import seaborn as sns
     fig, ax = plt.subplots(figsize=(10, max(0.38 * len(shown) + 1.4, 3.2)))  # room for the axis label
-    sns.heatmap(shown, annot=True, fmt=".0%", cmap="Blues", vmin=0, cbar=False, ax=ax, annot_kws={"fontsize": 8})
+    sns.heatmap(shown, annot=shown.map(percent), fmt="", cmap="Blues", vmin=0, cbar=False, ax=ax, annot_kws={"fontsize": 8})
     ax.set(xlabel="months since the first purchase", ylabel="first month (customers)",
            title="Cohort retention: share of each month's new customers buying in each later month")
     s.figure(fig)
@@ -824,7 +835,7 @@ def migration_section(ctx: ReportContext) -> Section:
     import seaborn as sns
     shares = m.shares
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(shares) + 2))
-    sns.heatmap(shares, annot=True, fmt=".0%", cmap="Greens", cbar=False, ax=ax, annot_kws={"fontsize": 8})
+    sns.heatmap(shares, annot=shares.map(percent), fmt="", cmap="Greens", cbar=False, ax=ax, annot_kws={"fontsize": 8})
     ax.set(xlabel=f"segment on {ctx.as_of:%Y-%m-%d}", ylabel=f"segment on {ctx.compare_to:%Y-%m-%d}",
            title="Segment migration (each row sums to 100 %)")
     ax.tick_params(axis="x", rotation=30)
@@ -834,9 +845,11 @@ def migration_section(ctx: ReportContext) -> Section:
 def lifecycle_section(ctx: ReportContext) -> Section:
     "Customers per lifecycle stage with when and how to contact them, and the next 7 days' contact calendar."
     s = Section()
-    s.text("A repeat buyer is judged against their own rhythm: days since the last purchase divided by their usual gap "
-           "between purchases (active up to 1.5 gaps, at risk up to 3, lapsed up to 6, then churned). One-time buyers "
-           "are new for 30 days, then lapsed (`[lifecycle]` in settings.ini).")
+    r = LifecycleRules.from_settings(ctx.settings)
+    s.text(f"A repeat buyer is judged against their own rhythm: days since the last purchase divided by their usual "
+           f"gap between purchases (active up to {r.at_risk_overdue:g} gaps, at risk up to {r.lapsed_overdue:g}, lapsed "
+           f"up to {r.churned_overdue:g}, then churned). One-time buyers are new for {r.new_days} days, lapsed up to "
+           f"{r.lapsed_days} days, then churned (`[lifecycle]` in settings.ini).")
     if ctx.stages is None:
         ctx.explain(s, "lifecycle")
         return s
@@ -1095,7 +1108,7 @@ def own_segments_section(ctx: ReportContext) -> Section:
             plt = _plt()
             import seaborn as sns
             fig, ax = plt.subplots(figsize=(1.2 * len(rules) + 4, 0.6 * len(rules) + 2))
-            sns.heatmap(found.overlap, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax)
+            sns.heatmap(found.overlap, annot=found.overlap.map(percent), fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax)
             ax.set_title("Overlap: share of the row segment also in the column segment")
             ax.set_xlabel(""), ax.set_ylabel("")
             ax.tick_params(axis="x", rotation=30)

@@ -152,17 +152,21 @@ def salt_file(warehouse: Path) -> Path:
 
 def warehouse_salt(warehouse: Path) -> str:
     """The warehouse's random salt, created at first use (64 hex digits from `secrets`, file mode 0600).
-    Two processes starting together agree: the file is created exclusively, and the loser reads the winner's."""
+    Two processes starting together agree: the salt is written to a file of this process and then linked into
+    place, which fails if the file exists, so nobody ever reads a salt file that is not yet written in full."""
     path = salt_file(warehouse)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        mine = path.with_name(f"{path.name}.{os.getpid()}.new")
+        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(32) + "\n")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(mine, path)  # atomic: the first process's salt wins, complete
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(secrets.token_hex(32) + "\n")
+        finally:
+            mine.unlink()
     salt = path.read_text(encoding="ascii", errors="replace").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", salt):
         raise LoyaltyLabError(f"{path}: the lab's salt file is damaged (expected 64 hex digits). Restore it from the "

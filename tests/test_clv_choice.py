@@ -9,6 +9,7 @@ from loyalty_lab import LoyaltyLabError
 import loyalty_lab.clv as clv
 from loyalty_lab.clv import ClvModel, choose_model
 from loyalty_lab.config import load_settings
+from loyalty_lab.lifecycle import LifecycleRules
 from loyalty_lab.rfm import RFM
 from loyalty_lab.summary import cdnow, summarize
 from loyalty_lab.synth import generate
@@ -75,7 +76,12 @@ def test_one_time_buyers_a_year_on_are_never_low_risk_even_with_bgnbd_alone(choi
     p = ClvModel("bgnbd", spend=False, one_time_model=None).fit(s).predict(s)
     lapsed = (s.frequency == 0) & (s["T"] * 7 >= 365)
     assert lapsed.sum() > 1000 and (p.p_alive[lapsed] == 1).all() and set(p.p_alive_from) == {"BG/NBD"}
-    assert set(p.churn_risk[lapsed]) == {"medium"}  # the lifecycle's floor: lapsed one-time buyers are not "low"
+    # the lifecycle's stages: one-time buyers lapsed after 30 days are at least medium, churned after 365 high
+    days = s["T"] * 7
+    assert set(p.churn_risk[(s.frequency == 0) & (days > 365)]) == {"high"}
+    # with lifecycle rules that call them lapsed (not churned) for longer, they are medium: P(alive) 1 alone says low
+    patient = ClvModel("bgnbd", spend=False, one_time_model=None).fit(s).predict(s, lifecycle=LifecycleRules(lapsed_days=10_000))
+    assert (days[s.frequency == 0] > 30).all() and set(patient.churn_risk[s.frequency == 0]) == {"medium"}
 
 
 def test_p_alive_of_mbgnbd_by_hand(choice):

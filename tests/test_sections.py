@@ -133,6 +133,40 @@ def test_library_warnings_become_notes_and_other_errors_name_the_section(context
 
 
 @pytest.mark.parametrize("share, text", [(0.25, "25 %"), (0.004, "<1 %"), (0.0, "0 %"), (None, "–"),
-                                         (float("nan"), "–"), (0.999, "100 %")])
+                                         (float("nan"), "–"), (0.999, ">99 %"), (1.0, "100 %")])
 def test_shares_read_as_people_expect(share, text):
     assert percent(share) == text
+
+
+@pytest.fixture(scope="module")
+def controlled_shop(tmp_path_factory):
+    "300 customers with campaigns that kept a control group, so the offers section scores the offer models (Qini)."
+    root = tmp_path_factory.mktemp("controlled")
+    programme = generate(customers=300, seed=8)
+    flags = {"warehouse.path": str(root / "shop.duckdb"), "run.as_of": "2024-06-30", "report.segments_file": "",
+             "report.output_dir": str(root / "reports")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        settings = load_settings(flags=flags, env={})
+        with Warehouse(settings.warehouse.path) as wh:
+            for table in ("profiles", "order_lines", "interactions", "offers"):
+                wh.ingest(table, programme.table(table), source_name="synth")
+        resolve_customers(settings=settings)
+    return root, flags
+
+
+def test_a_qini_score_that_cannot_be_computed_leaves_the_offer_plan(controlled_shop, monkeypatch):
+    "The issue's review: a failing Qini (a small control all in the holdout) used to throw away every offer."
+    root, flags = controlled_shop
+    monkeypatch.chdir(root)
+    def no_qini(*a, **k):
+        raise LoyaltyLabError("no control group customers in the held-out 30 %")
+    monkeypatch.setattr(sections, "evaluate_uplift", no_qini)
+    with ReportContext.open(None, flags, output_dir=root / "out") as ctx:
+        offers = ctx.offers
+        assert offers is not None and "qini" not in offers.evidence and len(offers.plan) == ctx.buyers.segment.nunique()
+        assert ctx.notes["offers"] == ["no Qini score for the offer models: no control group customers in the held-out 30 %"]
+        section = sections.offers_section(ctx)
+        assert "The offer per segment" in visible(section) and "Qini (held out)" not in visible(section)
+        assert any("no Qini score" in n for n in section.notes)
+        section.close()

@@ -160,6 +160,9 @@ def test_the_report_renders_in_a_browser(nightly):
     glance = facts["text"].split("At a glance", 1)[1].split("Run parameters", 1)[0]
     assert [line.split(":")[0].strip() for line in glance.strip().splitlines()] == [
         "Since 01 Apr 2024", "Needs action", "Money at stake", "Offers", "Data"]
+    # who the merged profiles hold, counted by id: the sample's one profile without a purchase
+    assert ("The merged profiles hold 2,007 customers; 2,006 of them bought by the report date; 1 has a profile but no "
+            "purchase") in facts["text"]
     # a path is shown as typed (no character references on screen), and no step took negative time
     assert f"settings {nightly[0] / 'settings.ini'}" in facts["text"] and "&#" not in facts["text"]
     seconds = json.loads((nightly[1] / "metrics.json").read_text())["seconds"]
