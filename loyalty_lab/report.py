@@ -629,8 +629,14 @@ def md_text(value) -> str:
     return "".join(f"&#{ord(c)};" if c in _MARKUP else " " if c in "\r\n\t\v\f" else c for c in str(value))
 
 def md_code(value) -> str:
-    "`value` (a file path, a setting's value) as inline code in the report's Markdown, shown exactly as written."
-    return f"<code>{md_text(value)}</code>"
+    """`value` (a file path, a setting's value) as inline code in the report's Markdown, shown exactly as written: a
+    code span whose fence is longer than any run of backticks in it (inside one, Markdown reads nothing as markup
+    and the renderer escapes `<`, `&`). Not `<code>` around `md_text`: the report's HTML export (images embedded)
+    empties a `<code>` element written in Markdown."""
+    text = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 def html_table(table: pd.DataFrame, formats=None, *, index: bool = True, left=None):
     """`table` styled for the report with every text escaped — cells, index and column labels — whatever the

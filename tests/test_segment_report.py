@@ -165,6 +165,8 @@ def test_the_report_renders_in_a_browser(nightly):
             "purchase") in facts["text"]
     # a path is shown as typed (no character references on screen), and no step took negative time
     assert f"settings {nightly[0] / 'settings.ini'}" in facts["text"] and "&#" not in facts["text"]
+    page = (nightly[1] / "segment_report.html").read_text(encoding="utf-8")
+    assert f"settings <code>{nightly[0] / 'settings.ini'}</code>" in page and "<code></code>" not in page
     seconds = json.loads((nightly[1] / "metrics.json").read_text())["seconds"]
     assert min(seconds.values()) >= 0, seconds
     steps = sum(v for k, v in seconds.items() if k != "total")
