@@ -247,6 +247,8 @@ survivorship =
 # A shared e-mail / phone / card seen with more first names or records than this links nobody
 max_first_names = 3
 max_records = 12
+# A blocking rule of the match model comparing more pairs than this is tightened or dropped (memory)
+max_pairs_per_rule = 20000000
 
 [privacy]
 # Secret mixed into the pseudonymous customer keys of exports. Empty: the lab's own random salt, created beside the
