@@ -407,6 +407,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="file format (repeatable; default: both)")
     syn.add_argument("--start", default="2023-01-01", help="first day of the observation window")
     syn.add_argument("--end", default="2024-06-30", help="last day of the observation window")
+    # the choices are loyalty_lab.synth's PROFILE_MIXES and LOCALES, written out so that --help imports nothing
+    syn.add_argument("--profile-mix", default="default", choices=["default", "address_only"],
+                     help="what profiles share across systems: default (phones, e-mails, cards) or address_only "
+                          "(none: names, birth dates and noisy addresses identify people)")
+    syn.add_argument("--locale", default="default", choices=["default", "en_AU", "en_US", "de_DE", "pl_PL", "sr_RS"],
+                     help="everybody in one country: its names, streets, cities, postcodes and phones "
+                          "(default: Serbian, Polish, Russian, Persian and English names in Serbia)")
     trig = command("triggers", "write today's trigger lists (carts, nudges, welcomes, rewards, birthdays) as CSV",
                    "loyalty-lab triggers --out triggers.csv --period-hours 24")
     trig.add_argument("--out", required=True, help="CSV file to write")
@@ -555,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "synth":
             from loyalty_lab.synth import synth
             rows = synth(args.customers, args.seed, args.out, tuple(args.formats or ("csv", "parquet")),
-                         start=args.start, end=args.end)
+                         start=args.start, end=args.end, profile_mix=args.profile_mix, locale=args.locale)
             print(", ".join(f"{name} {n:,}" for name, n in rows.items()) + f" → {args.out} (truth in {args.out}/truth)")
             return 0
         if args.command == "init":

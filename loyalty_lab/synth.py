@@ -18,9 +18,10 @@ from .core import LoyaltyLabError
 from .contract import CONTRACT
 
 # %% auto #0
-__all__ = ['OFFER_KINDS', 'SYSTEMS', 'CATEGORIES', 'ARCHETYPES', 'SHAPE_TABLES', 'SERBIAN_MALE', 'SERBIAN_FEMALE',
-           'SERBIAN_SURNAMES', 'NICKNAMES', 'CITIES', 'STREETS', 'Noise', 'SynthConfig', 'to_cyrillic', 'fold_ascii',
-           'typo', 'email_variant', 'phone_format', 'SynthProgramme', 'generate', 'write_programme', 'synth']
+__all__ = ['OFFER_KINDS', 'SYSTEMS', 'CATEGORIES', 'ARCHETYPES', 'SHAPE_TABLES', 'PROFILE_MIXES', 'LOCALES', 'NAME_POOLS',
+           'SERBIAN_MALE', 'SERBIAN_FEMALE', 'SERBIAN_SURNAMES', 'NICKNAMES', 'CITIES', 'STREETS', 'SERBIAN_STREETS',
+           'Noise', 'SynthConfig', 'to_cyrillic', 'fold_ascii', 'typo', 'email_variant', 'phone_format',
+           'mobile_numbers', 'street_forms', 'SynthProgramme', 'generate', 'write_programme', 'synth']
 
 # %% ../notebooks/07_synth.ipynb #85ec9d0d
 OFFER_KINDS = ("free_delivery", "percent_discount", "points_multiplier", "gift", "none")
@@ -28,6 +29,9 @@ SYSTEMS = ("pos", "web", "app", "crm")
 CATEGORIES = ("dairy", "bakery", "produce", "meat", "beverages", "snacks", "household", "personal_care", "baby", "pet")
 ARCHETYPES = ("family", "promo_hunter", "premium", "occasional")
 SHAPE_TABLES = ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")
+PROFILE_MIXES = ("default", "address_only")  # what the source profiles share across systems (see _profiles)
+LOCALES = ("en_AU", "en_US", "de_DE", "pl_PL", "sr_RS")  # one country's people, addresses and phones
+NAME_POOLS = ("sr", "pl", "ru", "fa", "en", "de", "en_AU")  # people's name pools (`locales`); en: en_US
 
 @dataclass(frozen=True)
 class Noise:
@@ -41,6 +45,13 @@ class Noise:
     moved: float = 0.05  # another address (a later profile after a move)
     # nickname applies only where the first name has a known nickname (NICKNAMES); the rate is among those
     surname_change: float = 0.03  # another last name (e.g. after marriage)
+    # profile_mix = "address_only" only: no identifier is shared, so names, birth dates and addresses carry the noise
+    own_phone: float = 0.4  # a phone number that no other profile carries (a work line, an old number); else none
+    street_typo: float = 0.08  # one slip in the street name
+    address_case: float = 0.1  # address and city in capitals or in lower case
+    address_ascii: float = 0.15  # diacritics dropped from address and city (always in an ASCII-script profile)
+    postcode_typo: float = 0.04  # one digit wrong, or two digits transposed
+    birth_date_typo: float = 0.04  # day and month swapped (day ≤ 12), else one digit of the day or year off
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -71,6 +82,16 @@ class SynthConfig:
     channels: int = 3  # order channels used, of store, web and app (1: every order in the store)
     tables: tuple[str, ...] = ("profiles", "order_lines", "interactions", "loyalty_ledger", "offers")  # tables produced
     one_time_buyers: bool = False  # everybody buys once (no repeat purchases; offers are sent, never redeemed)
+    # harder profiles (the defaults give today's profiles, byte for byte)
+    profile_mix: str = "default"  # "address_only": no phone, e-mail or card shared across systems (PROFILE_MIXES)
+    locale: str = "default"  # one country (LOCALES: en_AU, …); default: sr/pl/ru/fa/en people (`locales`) in Serbia
+
+    @property
+    def people_locales(self) -> tuple[tuple[str, float], ...]:
+        "The name pools people are drawn from: `locales`, or with a `locale` (and `locales` left alone) its own people."
+        if self.locale == "default" or self.locales != SynthConfig.locales:
+            return self.locales
+        return ((_COUNTRIES[self.locale].people, 1.0),)
 
     @property
     def window_days(self) -> float:
@@ -96,6 +117,14 @@ class SynthConfig:
         unknown = [t for t in self.tables if t not in SHAPE_TABLES]
         if unknown or "order_lines" not in self.tables:
             problems.append(f"tables = {self.tables} (need order_lines and any of {', '.join(SHAPE_TABLES)})")
+        if self.profile_mix not in PROFILE_MIXES:
+            problems.append(f"profile_mix = {self.profile_mix!r} (choose {', '.join(PROFILE_MIXES)})")
+        if self.locale not in ("default",) + LOCALES:
+            problems.append(f"locale = {self.locale!r} (choose default, {', '.join(LOCALES)})")
+        unknown_pools = [code for code, _ in self.locales if code not in NAME_POOLS]
+        if unknown_pools or not np.isclose(sum(w for _, w in self.locales), 1):
+            problems.append(f"locales: {unknown_pools or 'weights'} (need weights summing to 1 over name pools of "
+                            f"{', '.join(NAME_POOLS)})")
         rates = asdict(self.noise)
         problems += [f"noise.{k} = {v} (need 0…1)" for k, v in rates.items() if not 0 <= v <= 1]
         if problems:
@@ -178,8 +207,9 @@ def typo(name: str, rng: np.random.Generator) -> str:
         return name[:i] + name[i + 1] + name[i] + name[i + 2:]
     return name[:i] + name[i + 1:]
 
-def email_variant(email: str, rng: np.random.Generator) -> str:
-    "The same mailbox written differently, or the person's address at another provider."
+def email_variant(email: str, rng: np.random.Generator,
+                  providers: tuple[str, ...] = ("gmail.com", "yahoo.com", "outlook.com", "mts.rs")) -> str:
+    "The same mailbox written differently, or the person's address at another of `providers`."
     user, _, host = email.partition("@")
     kind = rng.integers(4)
     if kind == 0:
@@ -188,26 +218,110 @@ def email_variant(email: str, rng: np.random.Generator) -> str:
         return user.replace(".", "") + "@" + host if "." in user else user[:2] + "." + user[2:] + "@" + host
     if kind == 2:
         return f"{user}+{('shop', 'promo', 'loyalty')[int(rng.integers(3))]}@{host}"
-    return user + "@" + ("gmail.com", "yahoo.com", "outlook.com", "mts.rs")[int(rng.integers(4))]
+    return user + "@" + providers[int(rng.integers(len(providers)))]
 
-def phone_format(digits: str, rng: np.random.Generator) -> str:
-    "A Serbian mobile number (national significant digits, e.g. 641234567) in one of the formats people type."
-    a, b, c = digits[:2], digits[2:5], digits[5:]
-    return (f"+381 {a} {b} {c}", f"0{a}/{b}-{c}", f"00381{digits}", f"0{a} {b} {c}", f"+381{digits}",
-            f"0{digits}")[int(rng.integers(6))]
+def phone_format(digits: str, rng: np.random.Generator, country: str = "RS") -> str:
+    """A mobile number (national significant digits, e.g. Serbian 641234567) in one of the formats people type
+    in `country` (RS, AU, US, DE, PL): national with the trunk prefix (0; 1 in the US; Poland has none) and
+    international (+, or the country's 00 prefix)."""
+    if country == "RS":
+        a, b, c = digits[:2], digits[2:5], digits[5:]
+        return (f"+381 {a} {b} {c}", f"0{a}/{b}-{c}", f"00381{digits}", f"0{a} {b} {c}", f"+381{digits}",
+                f"0{digits}")[int(rng.integers(6))]
+    forms = _PHONE_FORMS[country](digits)
+    return forms[int(rng.integers(len(forms)))]
+
+_PHONE_FORMS = {  # national significant number → the ways it is written (the international ones first)
+    "AU": lambda d: (f"+61 {d[:3]} {d[3:6]} {d[6:]}", f"+61{d}", f"0{d[:3]} {d[3:6]} {d[6:]}", f"0{d}",
+                     f"0{d[:3]}-{d[3:6]}-{d[6:]}"),
+    "US": lambda d: (f"+1 {d[:3]}-{d[3:6]}-{d[6:]}", f"+1{d}", f"({d[:3]}) {d[3:6]}-{d[6:]}",
+                     f"{d[:3]}-{d[3:6]}-{d[6:]}", f"1-{d[:3]}-{d[3:6]}-{d[6:]}", f"{d[:3]}.{d[3:6]}.{d[6:]}"),
+    "DE": lambda d: (f"+49 {d[:3]} {d[3:]}", f"+49{d}", f"0049 {d[:3]} {d[3:]}", f"0{d[:3]} {d[3:]}",
+                     f"0{d[:3]}/{d[3:]}", f"0{d[:3]} {d[3:7]} {d[7:]}"),
+    "PL": lambda d: (f"+48 {d[:3]} {d[3:6]} {d[6:]}", f"+48{d}", f"0048 {d[:3]} {d[3:6]} {d[6:]}",
+                     f"{d[:3]} {d[3:6]} {d[6:]}", f"{d[:3]}-{d[3:6]}-{d[6:]}", d),
+}
+_CALLING_CODES = {"RS": "381", "AU": "61", "US": "1", "DE": "49", "PL": "48"}
+# mobile ranges of each numbering plan (every number in them is valid: tests check with phonenumbers), all one length
+_US_AREA_CODES = ("201", "202", "206", "212", "213", "214", "303", "305", "312", "404", "408", "415", "503", "512",
+                  "602", "617", "702", "713", "718", "919")
+_MOBILE_PREFIXES = {"RS": ("6",), "AU": ("40", "41", "42", "43", "46"),
+                    "US": tuple(a + n for a in _US_AREA_CODES for n in "23456789"),  # area code + exchange's first digit
+                    "DE": ("151", "152", "157", "159", "160", "162", "163") + tuple(f"17{d}" for d in range(10)),
+                    "PL": ("45", "50", "51", "53", "57", "60", "66", "69", "72", "73", "78", "79", "88")}
+_MOBILE_DIGITS = {"RS": 9, "AU": 9, "US": 10, "DE": 11, "PL": 9}  # national significant number
+
+def mobile_numbers(index: np.ndarray, country: str = "RS", offset: float = 0.0) -> np.ndarray:
+    """National significant numbers of `country`'s mobiles for an array of indices: a bijection of the index onto
+    the country's mobile ranges (a multiplier coprime to their size), so no two indices get the same number."""
+    prefixes = np.array(_MOBILE_PREFIXES[country])
+    k = _MOBILE_DIGITS[country] - len(prefixes[0])
+    space = len(prefixes) * 10 ** k
+    if len(index) and int(np.max(index)) >= space:
+        raise LoyaltyLabError(f"{country} mobile numbers: {np.max(index) + 1:,} wanted, the ranges hold {space:,}")
+    c = (np.asarray(index, np.int64) * 48_271 + int(offset * space)) % space  # 48,271 is prime, no factor of space
+    return np.char.add(prefixes[c // 10 ** k], np.char.zfill((c % 10 ** k).astype(str), k))
+
 
 # %% ../notebooks/07_synth.ipynb #2dd0b410
 CITIES = (("Beograd", "11000"), ("Novi Sad", "21000"), ("Niš", "18000"), ("Kragujevac", "34000"),
           ("Subotica", "24000"), ("Zrenjanin", "23000"), ("Pančevo", "26000"), ("Čačak", "32000"))
 STREETS = ("Bulevar oslobođenja", "Kneza Miloša", "Cara Dušana", "Njegoševa", "Vojvode Stepe", "Žarka Zrenjanina",
            "Kralja Petra", "Nemanjina", "Bulevar kralja Aleksandra", "Zmaj Jovina")
+# sr_RS: more of Serbia's streets (ten streets put too many people at one address)
+SERBIAN_STREETS = STREETS + (
+    "Takovska", "Resavska", "Makedonska", "Svetogorska", "Gospodar Jovanova", "Bulevar Mihajla Pupina",
+    "Bulevar despota Stefana", "Bulevar Zorana Đinđića", "Bulevar vojvode Mišića", "Bulevar Nikole Tesle",
+    "Kralja Milana", "Vojvode Putnika", "Kneza Mihaila", "Cara Lazara", "Svetozara Markovića", "Karađorđeva",
+    "Jovana Cvijića", "Vuka Karadžića", "Nikole Pašića", "Hajduk Veljkova", "Dositejeva", "Gavrila Principa",
+    "Maksima Gorkog", "Ustanička", "Partizanska", "Omladinska", "Školska", "Železnička", "Dunavska", "Savska",
+    "Moravska", "Šumadijska", "Branka Radičevića", "Miloša Obilića", "Stevana Sremca", "Ive Andrića",
+    "Kralja Aleksandra I", "Vojvode Mišića", "Kneginje Zorke", "Mileve Marić")
 
-def _name_pools(seed: int, size: int = 150) -> dict:
+@dataclass(frozen=True)
+class _Country:
+    "How one country's people are named, housed and phoned."
+    code: str  # ISO 3166 (the profiles' country column)
+    people: str  # name pool (NAME_POOLS)
+    faker: str | None  # Faker locale of its streets and cities (None: Serbia's, listed above)
+    number_first: bool  # "12 Smith Street" (True) or "Hauptstraße 12"
+    house_numbers: int  # 1 … n
+    providers: tuple[str, ...]  # five e-mail providers; the first four are where a variant moves a mailbox
+
+_COUNTRIES = {
+    "en_AU": _Country("AU", "en_AU", "en_AU", True, 200, ("gmail.com", "bigpond.com", "outlook.com", "yahoo.com.au", "icloud.com")),
+    "en_US": _Country("US", "en", "en_US", True, 9999, ("gmail.com", "yahoo.com", "outlook.com", "aol.com", "icloud.com")),
+    "de_DE": _Country("DE", "de", "de_DE", False, 150, ("gmx.de", "web.de", "t-online.de", "gmail.com", "outlook.de")),
+    "pl_PL": _Country("PL", "pl", "pl_PL", False, 150, ("wp.pl", "onet.pl", "gmail.com", "o2.pl", "interia.pl")),
+    "sr_RS": _Country("RS", "sr", None, False, 150, ("gmail.com", "yahoo.com", "outlook.com", "mts.rs", "eunet.rs")),
+}
+_SERBIA = _COUNTRIES["sr_RS"]  # the default mix's country (its people come from `locales`)
+
+# nicknames of a locale's people (merged over NICKNAMES, which the default mix keeps on its own)
+_MORE_NICKNAMES = {
+    "AU": {"Matthew": "Matt", "Christopher": "Chris", "Daniel": "Dan", "James": "Jim", "Thomas": "Tom",
+           "Benjamin": "Ben", "Samuel": "Sam", "Joshua": "Josh", "Nicholas": "Nick", "Jessica": "Jess",
+           "Katherine": "Kate", "Rebecca": "Bec", "Alexander": "Alex", "Stephen": "Steve", "Anthony": "Tony"},
+    "US": {"Matthew": "Matt", "Christopher": "Chris", "Daniel": "Dan", "James": "Jim", "Thomas": "Tom",
+           "Joseph": "Joe", "Richard": "Rick", "Joshua": "Josh", "Nicholas": "Nick", "Jessica": "Jess",
+           "Katherine": "Kate", "Patricia": "Patty", "Margaret": "Peggy", "Anthony": "Tony", "Steven": "Steve"},
+    "DE": {"Johannes": "Hannes", "Friedrich": "Fritz", "Wolfgang": "Wolf", "Katharina": "Kathi",
+           "Elisabeth": "Lisa", "Christina": "Tina", "Alexander": "Alex", "Thomas": "Tom", "Matthias": "Matze",
+           "Susanne": "Susi", "Andreas": "Andi", "Stefanie": "Steffi"},
+    "PL": {"Aleksandra": "Ola", "Agnieszka": "Aga", "Tomasz": "Tomek", "Wojciech": "Wojtek", "Jakub": "Kuba",
+           "Joanna": "Asia", "Magdalena": "Madzia", "Piotr": "Piotrek", "Józef": "Józek", "Barbara": "Basia"},
+    "RS": {},
+}
+
+def _name_pools(seed: int, size: int = 150, codes: tuple[str, ...] = ("pl", "ru", "fa", "en")) -> dict:
     "locale → {'male': [...], 'female': [...], 'last_male': [...], 'last_female': [...]}."
     from faker import Faker
     pools = {"sr": {"male": list(SERBIAN_MALE), "female": list(SERBIAN_FEMALE),
                     "last_male": list(SERBIAN_SURNAMES), "last_female": list(SERBIAN_SURNAMES)}}
-    for code, loc in (("pl", "pl_PL"), ("ru", "ru_RU"), ("fa", "fa_IR"), ("en", "en_US")):
+    for code, loc in (("pl", "pl_PL"), ("ru", "ru_RU"), ("fa", "fa_IR"), ("en", "en_US"), ("de", "de_DE"),
+                      ("en_AU", "en_AU")):
+        if code not in codes:
+            continue
         fk = Faker(loc)
         fk.seed_instance(seed)
         gendered = hasattr(fk, "last_name_male") and code in ("pl", "ru")
@@ -218,6 +332,204 @@ def _name_pools(seed: int, size: int = 150) -> dict:
             "last_female": sorted({(fk.last_name_female() if gendered else fk.last_name()) for _ in range(size)}),
         }
     return pools
+
+
+# %% ../notebooks/07_synth.ipynb #addr0001
+# street types of English-speaking countries with their postal abbreviations (Australia Post, USPS), by frequency
+_EN_STREET_TYPES = {
+    "AU": (("Street", 30, ("St",)), ("Road", 15, ("Rd",)), ("Avenue", 10, ("Ave", "Av")), ("Drive", 8, ("Dr",)),
+           ("Court", 6, ("Ct",)), ("Place", 6, ("Pl",)), ("Crescent", 5, ("Cres",)), ("Parade", 3, ("Pde",)),
+           ("Lane", 4, ("Ln",)), ("Close", 3, ("Cl",)), ("Terrace", 3, ("Tce",)), ("Way", 3, ()),
+           ("Circuit", 2, ("Cct",)), ("Highway", 2, ("Hwy",)), ("Boulevard", 1, ("Bvd",)), ("Grove", 2, ("Gr",))),
+    "US": (("Street", 30, ("St",)), ("Avenue", 18, ("Ave",)), ("Road", 10, ("Rd",)), ("Drive", 10, ("Dr",)),
+           ("Lane", 6, ("Ln",)), ("Boulevard", 4, ("Blvd",)), ("Court", 5, ("Ct",)), ("Place", 4, ("Pl",)),
+           ("Way", 4, ()), ("Circle", 3, ("Cir",)), ("Parkway", 2, ("Pkwy",)), ("Terrace", 2, ("Ter",)),
+           ("Highway", 2, ("Hwy",))),
+}
+_DE_COMMON_STREETS = ("Hauptstraße", "Schulstraße", "Gartenstraße", "Bahnhofstraße", "Dorfstraße", "Bergstraße",
+                      "Birkenweg", "Lindenstraße", "Kirchstraße", "Waldstraße", "Ringstraße", "Berliner Straße")
+_SR_ABBREVIATIONS = {"Bulevar": ("Bul.", "Blvd."), "Kralja": ("Kr.",), "Kneza": ("Kn.",), "Vojvode": ("Vojv.",)}
+_PL_PREFIXES = {"ulica": "ul.", "aleja": "al.", "plac": "pl.", "ul.": "ul.", "al.": "al.", "pl.": "pl."}
+_PL_LONG = {"ul.": "ulica", "al.": "aleja", "pl.": "plac"}
+
+def street_forms(street: str, country: str) -> list[tuple[str, float]]:
+    """The ways one street is written in `country`, with their shares; the first is the canonical form.
+    en: (core, type) as "Smith Street"; de, pl ("ul. Polna") and sr: the canonical name."""
+    if country in ("AU", "US"):
+        core, kind = street.rsplit(" ", 1)
+        abbrevs = dict((t, a) for t, _, a in _EN_STREET_TYPES[country])[kind]
+        if not abbrevs:
+            return [(street, 1.0)]
+        return [(street, 0.45)] + [(f"{core} {a}{dot}", share / len(abbrevs))
+                                   for a in abbrevs for dot, share in (("", 0.45), (".", 0.10))]
+    if country == "DE":
+        for long, short in (("straße", "str"), ("Straße", "Str")):
+            if street.endswith(long):
+                stem = street[: -len(long)]
+                return [(street, 0.5), (stem + short + ".", 0.35), (stem + short, 0.05),
+                        (stem + long.replace("ß", "ss"), 0.10)]
+        if street.lower().endswith("platz"):
+            return [(street, 0.85), (street[:-4] + "l.", 0.15)]  # …platz → …pl.
+        return [(street, 1.0)]
+    if country == "PL":
+        short, name = street.split(" ", 1)
+        return [(street, 0.6), (f"{_PL_LONG[short]} {name}", 0.1), (name, 0.25), (short + name, 0.05)]
+    words = street.split(" ")  # Serbian
+    forms = [(street, 0.6)]
+    if any(w in _SR_ABBREVIATIONS for w in words):
+        alts = max(len(_SR_ABBREVIATIONS.get(w, ())) for w in words)
+        forms += [(" ".join(_SR_ABBREVIATIONS[w][min(j, len(_SR_ABBREVIATIONS[w]) - 1)] if w in _SR_ABBREVIATIONS
+                            else w for w in words), 0.3 / alts) for j in range(alts)]
+    if words[0] != "Bulevar":
+        forms.append(("ul. " + street, 0.1))
+    total = sum(w for _, w in forms)
+    return [(f, w / total) for f, w in forms]
+
+@dataclass(frozen=True)
+class _Places:
+    "Where a programme's people live: cities with postcodes, streets in every written form."
+    country: _Country
+    cities: np.ndarray  # 8 names (people.city indexes them; stores are 3 per city)
+    postcodes: np.ndarray  # each city's postcode (the default locale and sr_RS: one per city)
+    forms: np.ndarray  # (streets, forms) as written, form 0 canonical; "" beyond a street's forms
+    weights: np.ndarray  # (streets, forms) shares of each form
+    postcode_digits: int = 0  # trailing digits of a postcode that vary by street within a city
+
+    def postcode(self, city: np.ndarray, street: np.ndarray) -> np.ndarray:
+        "Postcode of an address: the city's, its last digits varying by street."
+        base = self.postcodes[city]
+        q = self.postcode_digits
+        if not q:
+            return base
+        tail = np.char.zfill(((street * 7 + city * 3) % 10 ** q).astype(str), q)
+        return np.char.add(np.array([b[:-q] for b in self.postcodes])[city], tail)
+
+    def address(self, street_text: np.ndarray, house: np.ndarray) -> np.ndarray:
+        "Street and house number in the country's order."
+        number = np.asarray(house).astype(str)
+        if self.country.number_first:
+            return np.char.add(np.char.add(number, " "), street_text)
+        return np.char.add(np.char.add(street_text, " "), number)
+
+@lru_cache(maxsize=16)
+def _places(locale: str, seed: int) -> _Places:
+    "The cities and streets of `locale` (default: the default mix's Serbia), drawn once per seed from Faker."
+    if locale in ("default", "sr_RS"):
+        country = _SERBIA if locale == "default" else _COUNTRIES[locale]
+        streets = list(STREETS if locale == "default" else SERBIAN_STREETS)
+        cities, postcodes, q = [c for c, _ in CITIES], [p for _, p in CITIES], 0
+    else:
+        from faker import Faker
+        country = _COUNTRIES[locale]
+        fk = Faker(country.faker)
+        fk.seed_instance(seed)
+        cities = []
+        while len(cities) < len(CITIES):
+            city = fk.city()
+            cities += [] if city in cities else [city]
+        postcodes = [fk.postcode() for _ in cities]
+        q = 1 if country.code == "AU" else 2
+        pick = np.random.default_rng([seed, 6])  # street types of the English-speaking countries
+        if country.code in ("AU", "US"):
+            types = _EN_STREET_TYPES[country.code]
+            share = np.array([w for _, w, _ in types], float)
+            cores = sorted({fk.last_name() for _ in range(600)})
+            kinds = pick.choice(len(types), len(cores), p=share / share.sum())
+            streets = [f"{core} {types[k][0]}" for core, k in zip(cores, kinds)]
+        elif country.code == "DE":
+            streets = sorted({fk.street_name().replace("str.", "straße") for _ in range(400)} | set(_DE_COMMON_STREETS))
+        else:  # PL: Faker's prefix (ulica, aleja, plac in the feminine or masculine) and name, house number dropped
+            streets = set()
+            for _ in range(500):
+                prefix, *name, _number = fk.street_address().split(" ")
+                streets.add(f"{_PL_PREFIXES[prefix]} {' '.join(name)}")
+            streets = sorted(streets)
+    forms = [street_forms(s, country.code) for s in streets]
+    width = max(len(f) for f in forms)
+    return _Places(country, np.array(cities), np.array(postcodes),
+                   np.array([[t for t, _ in f] + [""] * (width - len(f)) for f in forms]),
+                   np.array([[w for _, w in f] + [0.0] * (width - len(f)) for f in forms]), q)
+
+
+# %% ../notebooks/07_synth.ipynb #addr0002
+_GERMAN_ASCII = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
+
+def _fold_german(text: str) -> str:
+    "German without umlauts the way Germans write it (Müller → Mueller, Straße → Strasse)."
+    return fold_ascii(text.translate(_GERMAN_ASCII))
+
+def _each(fn, values: np.ndarray, where: np.ndarray) -> None:
+    "Apply a string function to the selected elements, in place (a few per cent of the rows: a Python loop is fine)."
+    idx = np.flatnonzero(where)
+    values[idx] = [fn(v) for v in values[idx].tolist()]
+
+def _written_addresses(places: _Places, street: np.ndarray, house: np.ndarray, city: np.ndarray, script: np.ndarray,
+                       noise: Noise | None, rng: np.random.Generator) -> tuple[dict, dict]:
+    """Address, city and postcode of every profile as its system wrote them: the street in one of its forms and,
+    with `noise` (address_only), typos, capitals, no diacritics (or Cyrillic, as the profile's names), postcode
+    slips. Returns the columns and the truth's flags."""
+    m = len(street)
+    form = _pick(rng, places.weights, street)
+    text = places.forms[street, form].astype(object)
+    city_text = places.cities[city].astype(object)
+    postcode = places.postcode(city, street).astype(object)
+    flags = {"address_abbreviated": form > 0, "street_typo": np.zeros(m, bool), "address_case": np.zeros(m, bool),
+             "address_script": np.full(m, "native", dtype=object), "postcode_noise": np.full(m, "", dtype=object)}
+    u = rng.random((m, 7))
+    # format variants of the postcode: Poland's hyphen left out, a US ZIP's leading zero lost in a spreadsheet
+    if places.country.code in ("PL", "US"):
+        pl = places.country.code == "PL"
+        reformat = (u[:, 0] < 0.1) & (pl | (postcode.astype(str).astype("U1") == "0"))
+        _each((lambda p: p.replace("-", "")) if pl else (lambda p: p.lstrip("0")), postcode, reformat)
+        flags["postcode_noise"][reformat] = "reformatted"
+    if noise is not None:
+        slip = u[:, 1] < noise.street_typo
+        _each(lambda t: typo(t, rng), text, slip)
+        flags["street_typo"] = slip
+        cyrillic = (script == "cyrillic") & (places.country.code == "RS")
+        ascii_ = ~cyrillic & ((script == "ascii") | (u[:, 2] < noise.address_ascii))
+        german = places.country.code == "DE"
+        for values in (text, city_text):
+            _each(to_cyrillic, values, cyrillic)
+            _each(fold_ascii, values, ascii_ & ~(german & (u[:, 3] < 0.5)))
+            _each(_fold_german, values, ascii_ & german & (u[:, 3] < 0.5))
+        flags["address_script"][cyrillic] = "cyrillic"
+        flags["address_script"][ascii_] = "ascii"
+        case = u[:, 4] < noise.address_case
+        upper = case & (u[:, 5] < 0.7)
+        for values in (text, city_text):
+            _each(str.upper, values, upper)
+            _each(str.lower, values, case & ~upper)
+        flags["address_case"] = case
+        wrong = u[:, 6] < noise.postcode_typo
+        _each(lambda p: _digit_slip(p, rng), postcode, wrong)
+        flags["postcode_noise"][wrong] = "typo"
+    return {"address": places.address(text.astype(str), house), "city": city_text.astype(str),
+            "postcode": postcode.astype(str)}, {k: (v.astype(str) if v.dtype == object else v) for k, v in flags.items()}
+
+def _digit_slip(code: str, rng: np.random.Generator) -> str:
+    "One digit of a code replaced by another, or two neighbouring digits swapped."
+    digits = [i for i, ch in enumerate(code) if ch.isdigit()]
+    i = digits[int(rng.integers(len(digits)))]
+    pair = [j for j in digits if j == i + 1]
+    if pair and code[i] != code[i + 1] and rng.random() < 0.5:
+        return code[:i] + code[i + 1] + code[i] + code[i + 2:]
+    return code[:i] + str((int(code[i]) + 1 + int(rng.integers(9))) % 10) + code[i + 1:]
+
+def _birth_date_slips(birth: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Birth dates (ISO) with keying slips: day and month swapped where the day could be a month, else the day or
+    the year one off. Returns the dates and the kind of slip per row ('' none)."""
+    out, kind = birth.astype(object), np.full(len(birth), "", dtype=object)
+    for i in np.flatnonzero(rng.random(len(birth)) < rate):
+        y, mo, d = (int(x) for x in out[i].split("-"))
+        if d <= 12 and d != mo and rng.random() < 0.6:
+            out[i], kind[i] = f"{y:04d}-{d:02d}-{mo:02d}", "day_month_swapped"
+        elif rng.random() < 0.5:
+            out[i], kind[i] = f"{y:04d}-{mo:02d}-{d + 1 if d < 28 else d - 1:02d}", "digit_off"
+        else:
+            out[i], kind[i] = f"{y + (1 if rng.random() < 0.5 else -1):04d}-{mo:02d}-{d:02d}", "digit_off"
+    return out.astype(str), kind.astype(str)
+
 
 # %% ../notebooks/07_synth.ipynb #669df01c
 # category preference profile of each archetype (order of CATEGORIES)
@@ -260,10 +572,10 @@ def _people(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     sens[np.arange(n), preferred] = 1.0
     sens[preferred == OFFER_KINDS.index("none")] *= 0.3  # "none" people barely react to any offer
     sens[:, OFFER_KINDS.index("none")] = 0.0
-    locale_codes = [c for c, _ in cfg.locales]
+    locale_codes = [c for c, _ in cfg.people_locales]
     people = pd.DataFrame({
         "person_id": [f"P{i:07d}" for i in range(n)],
-        "locale": np.array(locale_codes)[rng.choice(len(locale_codes), n, p=[w for _, w in cfg.locales])],
+        "locale": np.array(locale_codes)[rng.choice(len(locale_codes), n, p=[w for _, w in cfg.people_locales])],
         "gender": np.where(rng.random(n) < 0.52, "f", "m"),
         "age": rng.integers(18, 81, n),
         "city": rng.choice(len(CITIES), n, p=[0.35, 0.16, 0.1, 0.09, 0.08, 0.08, 0.08, 0.06]),
@@ -327,11 +639,12 @@ def _group_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 # %% ../notebooks/07_synth.ipynb #ea894f16
 _SID_FORMAT = {"pos": "77{:08d}", "web": "W{:07d}", "app": "A{:07d}", "crm": "CRM-{:06d}"}
-_PROVIDERS = ("gmail.com", "yahoo.com", "outlook.com", "mts.rs", "eunet.rs")
 
 def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     "The `profiles` table, its truth (person of every profile, the noise applied) and each person's true identity."
-    pools = _name_pools(cfg.seed)
+    pools = _name_pools(cfg.seed, codes=tuple(code for code, _ in cfg.people_locales))
+    places = _places(cfg.locale, cfg.seed)
+    country = places.country
     nz = cfg.noise
     n = len(people)
     # which systems, in which order: the favourite channel's system first, then the rest at random
@@ -345,7 +658,7 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     person, slot, system = np.repeat(person, copies), np.repeat(slot, copies), np.repeat(system, copies)
     duplicate = _group_cumsum(np.ones(len(person)), copies).astype(np.int64) > 1
     m = len(person)
-    U = rng.random((m, 12))  # per-profile uniforms; column 0 spare
+    U = rng.random((m, 12))  # per-profile uniforms (column 0: how a German name loses its umlauts)
 
     # the person's true identity, drawn from the pools
     V = rng.random((n, 9))
@@ -355,16 +668,19 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
     last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 1])]
     new_last = [pools[loc][f"last_{sx}"][int(v * len(pools[loc][f"last_{sx}"]))] for loc, sx, v in zip(locale, sex, V[:, 2])]
     # a mailbox and a phone number belong to one person: the user name carries a number no one else has
-    # (a scrambled person index), and numbers come from a bijection of the index onto 8-digit numbers
+    # (a scrambled person index), and numbers come from a bijection of the index onto the country's mobiles
     tag = (np.arange(n, dtype=np.int64) * 7_919 + int(V[0, 3] * 1e7)) % 10_000_000  # unique for n ≤ 10 million
-    email = [f"{_email_user(f, l)}{t}@{_PROVIDERS[int(w * 5)]}" for f, l, t, w in zip(first, last, tag, V[:, 4])]
-    number = (np.arange(n, dtype=np.int64) * 48_271 + int(V[0, 5] * 1e8)) % 100_000_000  # 48,271 is coprime to 10⁸
-    phone = [f"6{d}" for d in np.char.zfill(number.astype(str), 8)]
+    providers = country.providers
+    email = [f"{_email_user(f, l)}{t}@{providers[int(w * 5)]}" for f, l, t, w in zip(first, last, tag, V[:, 4])]
+    phone = mobile_numbers(np.arange(n), country.code, V[0, 5])
     end = np.datetime64(pd.Timestamp(cfg.end).date())
     birth = np.datetime_as_string(end - (people.age.to_numpy() * 365.25 + V[:, 6] * 365).astype("timedelta64[D]"))
-    street = np.array(STREETS)[(V[:, 7] * len(STREETS)).astype(int)]
-    address = np.char.add(np.char.add(street, " "), (1 + (V[:, 8] * 150).astype(int)).astype(str))
+    streets = len(places.forms)
+    street = (V[:, 7] * streets).astype(int)
+    house = 1 + (V[:, 8] * country.house_numbers).astype(int)
+    address = places.address(places.forms[street, 0], house)
     city = people.city.to_numpy()
+    nicknames = NICKNAMES if cfg.locale == "default" else NICKNAMES | _MORE_NICKNAMES[country.code]
 
     rows = {c: [] for c in ("first_name", "last_name", "email", "phone")}
     flags = {c: np.zeros(m, bool) for c in ("typo", "nickname", "swapped", "email_variant", "surname_changed")}
@@ -375,16 +691,17 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
         loc = locale[p]
         if loc == "sr":
             script[i] = "latin" if u[1] < 0.6 else "cyrillic" if u[1] < 0.85 else "ascii"
-        elif loc in ("pl", "ru") and u[1] < 0.3:
+        elif loc in ("pl", "ru", "de") and u[1] < 0.3:
             script[i] = "ascii"
-        if u[2] < nz.nickname and f in NICKNAMES:
-            f, flags["nickname"][i] = NICKNAMES[f], True
+        if u[2] < nz.nickname and f in nicknames:
+            f, flags["nickname"][i] = nicknames[f], True
         if u[3] < nz.surname_change:
             l, flags["surname_changed"][i] = new_last[p], True
         if script[i] == "cyrillic":
             f, l = to_cyrillic(f), to_cyrillic(l)
         elif script[i] == "ascii":
-            f, l = fold_ascii(f), fold_ascii(l)
+            fold = _fold_german if loc == "de" and u[0] < 0.5 else fold_ascii  # Müller: Mueller or Muller
+            f, l = fold(f), fold(l)
         if u[4] < nz.typo:
             if u[5] < 0.5:
                 f = typo(f, rng)
@@ -394,16 +711,16 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
         if u[6] < nz.swap_names:
             f, l, flags["swapped"][i] = l, f, True
         if u[7] < nz.email_variant:
-            e, flags["email_variant"][i] = email_variant(e, rng), True
+            e, flags["email_variant"][i] = email_variant(e, rng, providers[:4]), True
         rows["first_name"].append(f)
         rows["last_name"].append(l)
         rows["email"].append(e)
-        rows["phone"].append(phone_format(phone[p], rng))
+        rows["phone"].append(phone_format(phone[p], rng, country.code))
 
     moved = U[:, 8] < nz.moved
     city_idx = np.where(moved, (city[person] + 1 + (U[:, 9] * 7).astype(int)) % len(CITIES), city[person])
-    prof_address = np.where(moved, np.char.add(np.char.add(np.array(STREETS)[(U[:, 10] * len(STREETS)).astype(int)], " "),
-                                               (1 + (U[:, 11] * 150).astype(int)).astype(str)), address[person])
+    prof_street = np.where(moved, (U[:, 10] * streets).astype(int), street[person])
+    prof_house = np.where(moved, 1 + (U[:, 11] * country.house_numbers).astype(int), house[person])
     # every profile exists before the first purchase, so no order predates the account it was made with
     before = np.where(slot == 0, rng.uniform(0, 3, m), rng.uniform(3, 60, m))
     signup = np.datetime64(pd.Timestamp(cfg.start).to_datetime64(), "s") + \
@@ -414,26 +731,51 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
         idx = np.flatnonzero(system == s_i)
         sid[idx] = [_SID_FORMAT[s_name].format(j + 1) for j in range(len(idx))]
     consent = rng.random((m, 3))
+    # harder profiles draw from a stream of their own, so people, orders and offers stay those of the default mix
+    hard = cfg.profile_mix != "default" or cfg.locale != "default"
+    address_only = cfg.profile_mix == "address_only"
+    arng = np.random.default_rng([cfg.seed, 21])
+    if hard:  # the street written in one of its forms; address_only adds the address noise
+        where, more = _written_addresses(places, prof_street, prof_house, city_idx, script, nz if address_only else None, arng)
+    else:
+        where, more = {"address": places.address(places.forms[prof_street, 0], prof_house),
+                       "city": places.cities[city_idx], "postcode": places.postcode(city_idx, prof_street)}, {}
     profiles = pd.DataFrame({
         "source_system": systems, "source_customer_id": sid.astype(str),
         "first_name": rows["first_name"], "last_name": rows["last_name"], "email": rows["email"], "phone": rows["phone"],
-        "birth_date": birth[person], "gender": people.gender.to_numpy()[person], "address": prof_address,
-        "city": np.array([c for c, _ in CITIES])[city_idx], "postcode": np.array([pc_ for _, pc_ in CITIES])[city_idx],
-        "country": "RS", "signup_date": np.datetime_as_string(signup).astype("U19"),
+        "birth_date": birth[person], "gender": people.gender.to_numpy()[person], **where,
+        "country": country.code, "signup_date": np.datetime_as_string(signup).astype("U19"),
         "consent_email": np.where(consent[:, 0] < 0.6, "true", "false"),
         "consent_sms": np.where(consent[:, 1] < 0.35, "true", "false"),
         "consent_push": np.where((system == 2) & (consent[:, 2] < 0.7), "true", "false"),
         "loyalty_card_number": np.where(system == 0, sid.astype(str), ""),
     })
     profiles["signup_date"] = profiles.signup_date.str.replace("T", " ")
+    if address_only:  # nothing shared: no e-mail, no card, and a phone only where it is the profile's own
+        own = arng.random(m) < nz.own_phone
+        numbers = mobile_numbers(np.arange(m), country.code, arng.random())  # one per profile, never repeated
+        profiles["phone"] = [phone_format(d, arng, country.code) if o else "" for d, o in zip(numbers, own)]
+        profiles["email"] = ""
+        profiles["loyalty_card_number"] = ""
+        profiles["birth_date"], more["birth_date_noise"] = _birth_date_slips(profiles.birth_date.to_numpy(),
+                                                                              nz.birth_date_typo, arng)
+        more["own_phone"] = own
+    elif hard:
+        more |= {"birth_date_noise": np.full(m, ""), "own_phone": np.zeros(m, bool)}
     missing = rng.random((m, 5)) < nz.missing
     for j, col in enumerate(("email", "phone", "birth_date", "address", "postcode")):
         profiles.loc[missing[:, j], col] = ""
     truth = pd.DataFrame({"source_system": systems, "source_customer_id": sid.astype(str),
                           "person_id": people.person_id.to_numpy()[person], "duplicate_in_source": duplicate,
-                          "script": script.astype(str), **flags, "missing": missing.sum(axis=1), "moved": moved})
+                          "script": script.astype(str), **flags, "missing": missing.sum(axis=1), "moved": moved,
+                          **more})
     identity = pd.DataFrame({"first_name": first, "last_name": last, "email": email,
-                             "phone": [f"+381{d}" for d in phone], "birth_date": birth, "address": address})
+                             "phone": [f"+{_CALLING_CODES[country.code]}{d}" for d in phone], "birth_date": birth,
+                             "address": address})
+    if hard:  # address_only: nobody's e-mail or phone is known to two systems, so the truth has none either
+        identity = identity.assign(email="" if address_only else identity.email,
+                                   phone="" if address_only else identity.phone,
+                                   postcode=places.postcode(city, street))
     return profiles[CONTRACT["profiles"].column_names], truth, identity
 
 @lru_cache(maxsize=None)
@@ -786,7 +1128,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> SynthProgramme:
         dropout_at=pd.to_datetime(np.where(np.isnan(dropout_day), np.datetime64("NaT"),
                                            _timestamps(start, np.nan_to_num(dropout_day)))),
         alive_at_end=np.isnan(dropout_day),
-        city=np.array([c for c, _ in CITIES])[people.city.to_numpy()], **identity,
+        city=_places(cfg.locale, cfg.seed).cities[people.city.to_numpy()], **identity,
     ).drop(columns=["acquired_day", "dropout_day"])
     orders_truth = pa.table({"order_id": _ids("O", order_ids),
                              "person_id": pa.DictionaryArray.from_arrays(pa.array(person.astype(np.int32)),
@@ -837,11 +1179,18 @@ def write_programme(programme: SynthProgramme, out: str | Path, formats: tuple[s
     for name, frame in programme.truth.items():
         _write(pa.Table.from_pandas(frame, preserve_index=False), out / "truth" / name, formats)
     config = asdict(programme.config)
-    for option in ("categories", "stores", "channels", "tables", "one_time_buyers"):  # written only when not the default
-        if config[option] == getattr(SynthConfig, option):
+    for option in ("categories", "stores", "channels", "tables", "one_time_buyers", "profile_mix", "locale"):
+        if config[option] == getattr(SynthConfig, option):  # written only when not the default
             del config[option]
+    for rate in _NEW_NOISE:  # the address_only noise rates, likewise
+        if config["noise"][rate] == getattr(Noise, rate):
+            del config["noise"][rate]
+    if programme.config.locale != "default":  # the people actually drawn
+        config["locales"] = programme.config.people_locales
     (out / "truth" / "config.json").write_text(json.dumps(config, indent=2, default=list) + "\n", encoding="utf-8")
     return {name: t.num_rows for name, t in programme.tables.items()}
+
+_NEW_NOISE = ("own_phone", "street_typo", "address_case", "address_ascii", "postcode_typo", "birth_date_typo")
 
 def _write(table: pa.Table, stem: Path, formats):
     if "csv" in formats:
