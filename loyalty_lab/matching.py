@@ -404,7 +404,8 @@ class MatchModel:
             for r in levels.itertuples():
                 m = "—" if r.m is None or pd.isna(r.m) else f"{r.m:.4f}"
                 u = "—" if r.u is None or pd.isna(r.u) else f"{r.u:.6f}"
-                lines.append(f"    {r.level}: m {m}, u {u}, weight {r.match_weight:+.2f}")
+                w = "—" if pd.isna(r.match_weight) else f"{r.match_weight:+.2f}"
+                lines.append(f"    {r.level}: m {m}, u {u}, weight {w}" + ("" if m != "—" else "  (no pair at this level)"))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 

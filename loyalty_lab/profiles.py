@@ -23,7 +23,7 @@ __all__ = ['JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURC
            'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked', 'pairwise_scores',
            'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship', 'merge_profiles',
            'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers', 'last_merge_run',
-           'Explanation', 'merged_crosswalk', 'explain']
+           'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 # Cyrillic (Serbian and Russian) straight to the Latin match skeleton
@@ -857,6 +857,30 @@ def last_merge_run(warehouse) -> dict | None:
     if runs.empty:
         return None
     return {**json.loads(runs.stats.iloc[0]), "run_id": runs.run_id.iloc[0], "run_at": runs.run_at.iloc[0]}
+
+# %% ../notebooks/08_profiles.ipynb #e8d1c0a1
+def stored_match_model(warehouse) -> MatchModel | None:
+    """The match model of the warehouse's last full merge — trained m/u from `profile_model`, comparisons,
+    blocking rules with their pair counts, λ and the untrained comparisons from its statistics — or None
+    when the profiles were never merged. `.describe()` is what `loyalty-lab merge --explain-model` prints."""
+    con = warehouse.con
+    if "profile_model" not in con.list_tables() or "merge_runs" not in con.list_tables():
+        return None
+    stored = con.table("profile_model").to_pandas()
+    runs = con.table("merge_runs")
+    full = runs.filter(runs["mode"] == "full").order_by(ibis.desc("run_at")).limit(1).to_pandas()
+    if stored.empty or full.empty:
+        return None
+    model, stats = json.loads(stored.model.iloc[0]), json.loads(full.stats.iloc[0])
+    blocking = pd.DataFrame(stats.get("blocking_rules", []), columns=["name", "rule", "pairs", "note", "new_pairs"])
+    training = {k: stats.get(k, []) for k in ("untrained_comparisons", "em_failed")}
+    training["em_trained"] = [{"block": b} for b in stats.get("em_trained", [])]
+    training["em_skipped"] = [b for b in stats.get("em_blocks_skipped", [])
+                              if b not in {f["block"] for f in stats.get("em_failed", [])}]
+    training["trained_comparisons"] = [c for c in stats.get("comparisons", []) if c not in training["untrained_comparisons"]]
+    prior = (model or {}).get("probability_two_random_records_match", stats.get("prior") or 0.0)
+    return MatchModel(model, pd.DataFrame(), blocking, prior, stats.get("prior_source", "not recorded by this run"),
+                      training, list(stats.get("model_notes", [])))
 
 # %% ../notebooks/08_profiles.ipynb #0a668567
 @dataclass

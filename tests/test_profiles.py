@@ -307,3 +307,28 @@ def test_address_only_programmes_of_three_countries(locale, country):
     scored = clusters.merge(truth[["record_id", "person_id"]], on="record_id", validate="one_to_one")
     s = pairwise_scores(scored.cluster, scored.person_id)
     assert s["precision"] >= 0.99 and s["f1"] >= 0.98, s
+
+
+def test_explain_model_prints_the_stored_model(tmp_path, capsys):
+    "Issue 21, point 4: `loyalty-lab merge --explain-model` — comparisons, blocking rules with pair counts, λ, m/u."
+    import warnings
+    from loyalty_lab import generate, load_settings
+    from loyalty_lab.cli import main
+    from loyalty_lab.profiles import stored_match_model
+    from loyalty_lab.warehouse import Warehouse
+    s = load_settings(flags={"warehouse.path": str(tmp_path / "shop.duckdb"), "run.as_of": "2024-06-30"}, env={})
+    prog = generate(customers=300, seed=8)
+    with Warehouse.open(s) as wh:
+        assert stored_match_model(wh) is None
+        wh.ingest("profiles", prog.table("profiles"), source_name="generated")
+    ini = tmp_path / "settings.ini"
+    ini.write_text(f"[warehouse]\npath = {tmp_path / 'shop.duckdb'}\n[run]\nas_of = 2024-06-30\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["merge", "--settings", str(ini), "--explain-model"]) == 0
+    out = capsys.readouterr().out
+    assert "match model: λ = " in out and "blocking rules (pairs compared" in out and "names: " in out
+    assert "first_name" in out and "Exact match on first_key: m 0." in out and "training: EM on names" in out
+    with Warehouse.open(s, read_only=True) as wh:
+        m = stored_match_model(wh)
+    assert m.prior == pytest.approx(m.model["probability_two_random_records_match"]) and len(m.blocking) >= 5
