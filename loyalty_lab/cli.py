@@ -247,6 +247,8 @@ survivorship =
 # A shared e-mail / phone / card seen with more first names or records than this links nobody
 max_first_names = 3
 max_records = 12
+# A blocking rule of the match model comparing more pairs than this is tightened or dropped (memory)
+max_pairs_per_rule = 20000000
 
 [privacy]
 # Secret mixed into the pseudonymous customer keys of exports. Empty: the lab's own random salt, created beside the
@@ -376,6 +378,8 @@ def _parser() -> argparse.ArgumentParser:
     merge = command("merge", "merge the profiles into customers (stable ids; incremental by default)",
                     "loyalty-lab merge --full")
     merge.add_argument("--full", action="store_true", help="retrain the match model and rescore every pair")
+    merge.add_argument("--explain-model", action="store_true", help="then print the match model: comparisons, "
+                       "blocking rules with their pair counts, the prior and each trained m/u")
     why = command("explain", "show why a customer's records were merged", "loyalty-lab explain C00000008 --chart why.png")
     why.add_argument("customer_id")
     why.add_argument("--chart", help="write the waterfall chart of the strongest pair to this PNG file")
@@ -524,6 +528,15 @@ def _reports(args, settings, progress) -> int:
     print(f"report: {folder / 'segment_report.html'}")
     return 0
 
+def _print_model(settings):
+    "The match model of the last full merge, in words (`loyalty-lab merge --explain-model`)."
+    from loyalty_lab.profiles import stored_match_model
+    from loyalty_lab.warehouse import Warehouse
+    with Warehouse.open(settings, read_only=True) as wh:
+        model = stored_match_model(wh)
+    print(model.describe() if model is not None and model.model is not None else
+          "match model: none — the last full merge had nothing to compare probabilistically")
+
 def _pipeline(args, settings) -> int:
     "run, ingest, merge, report: the long steps, with progress."
     if args.command in ("run", "report") and args.runs and (args.run_id or args.parameters):
@@ -543,6 +556,8 @@ def _pipeline(args, settings) -> int:
             merged = resolve_customers(settings=settings, full=getattr(args, "full", False), progress=progress)
             progress.close()
             print(merged.summary())
+            if getattr(args, "explain_model", False):
+                _print_model(settings)
         if args.command in ("run", "report"):
             return _reports(args, settings, progress)
     return 0

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
+import phonenumbers
 from .core import LoyaltyLabError
 from .storage import PUBLIC_SALTS, salt_file, warehouse_salt
 from .contract import CONTRACT, SOURCE_SYSTEMS
@@ -47,7 +48,7 @@ _EXPECTED = {
     "bool": "true or false", "path": "a file or folder path",
     "timezone": "an IANA time zone, e.g. Europe/Belgrade",
     "currency": "a 3-letter ISO 4217 currency code, e.g. RSD",
-    "country": "a 2-letter ISO 3166 country code, e.g. RS",
+    "country": "a 2-letter ISO 3166 country code with a telephone numbering plan, e.g. RS, AU, DE",
     "encoding": "a text encoding Python knows, e.g. utf-8 or cp1250",
     "as_of": "an ISO date or timestamp, e.g. 2024-06-30, or empty for 'now'",
     "int_or_auto": "an integer or 'auto'",
@@ -140,6 +141,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("profiles", "max_first_names", "int", 3,
            "A shared e-mail/phone/card seen with more first names than this is a household or junk value", minimum=1),
     Option("profiles", "max_records", "int", 12, "… or with more records than this", minimum=2),
+    Option("profiles", "max_pairs_per_rule", "int", 20_000_000,
+           "A blocking rule of the match model comparing more record pairs than this is tightened (another key) "
+           "or dropped, so large data stays within memory", minimum=1000),
     Option("privacy", "pseudonym_salt", "str", None,
            "Secret mixed into pseudonymous customer keys of exports; empty: the lab's own random salt, created "
            "beside the warehouse (<warehouse>.salt) at first use"),
@@ -223,6 +227,8 @@ def _parse_value(o: Option, raw: Any, base_dir: Path) -> Any:
         n = 3 if o.kind == "currency" else 2
         if not re.fullmatch(f"[A-Za-z]{{{n}}}", str(text)):
             raise _BadValue
+        if o.kind == "country" and phonenumbers.country_code_for_region(str(text).upper()) == 0:
+            raise _BadValue  # phone numbers without a country code are read in it: it must have a numbering plan
         return str(text).upper()
     elif o.kind == "memory":
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B)", str(text), re.IGNORECASE)

@@ -4,27 +4,28 @@
 
 # %% ../notebooks/08_profiles.ipynb #f72e5a78
 from __future__ import annotations
+import re
+from functools import lru_cache
 from typing import Callable
 import ibis
 import numpy as np
 import pandas as pd
+import phonenumbers
+import pyarrow as pa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from .core import LoyaltyLabError
 
 # %% auto #0
-__all__ = ['COUNTRY_CALLING_CODES', 'JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY',
-           'SURVIVORSHIP', 'ORDERS_ONLY', 'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'phone_e164',
-           'standardise', 'deterministic_edges', 'deterministic_links', 'cluster_records', 'set_aside', 'masked',
-           'describe_blocked', 'pairwise_scores', 'match_prior', 'probabilistic_links', 'score_new_records',
+__all__ = ['JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY', 'SURVIVORSHIP', 'ORDERS_ONLY',
+           'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'check_country', 'phone_parts', 'phone_fields',
+           'phone_e164', 'address_words', 'address_keys', 'standardise', 'extra_id_keys', 'deterministic_edges',
+           'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked', 'pairwise_scores',
            'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship', 'merge_profiles',
            'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers', 'last_merge_run',
-           'Explanation', 'merged_crosswalk', 'explain']
+           'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
-COUNTRY_CALLING_CODES = {"RS": "381", "ME": "382", "BA": "387", "HR": "385", "SI": "386", "MK": "389", "HU": "36",
-                         "PL": "48", "RU": "7", "UA": "380", "IR": "98", "DE": "49", "AT": "43", "GB": "44", "US": "1"}
-
 # Cyrillic (Serbian and Russian) straight to the Latin match skeleton
 _CYRILLIC_MULTI = (("щ", "s"), ("ђ", "dj"), ("љ", "lj"), ("њ", "nj"), ("џ", "dz"), ("ю", "ju"), ("я", "ja"),
                    ("ъ", ""), ("ь", ""))
@@ -50,15 +51,18 @@ def nfc_normalize(value: str) -> str:
 def strip_accents(value: str) -> str:
     "DuckDB's removal of accents and other combining marks, in any script."
 
-def name_key(name):
-    "Match key of a name (Ibis string expression): script-, diacritic- and romanisation-independent."
-    v = nfc_normalize(name.strip()).lower()
+def _skeleton(text, roman: bool = True):
+    "Lower case, NFC, Cyrillic transliterated, diacritics folded, romanisations collapsed (Ibis string expression)."
+    v = nfc_normalize(text.strip()).lower()
     v = _replace_all(v, _CYRILLIC_MULTI).translate(*_CYRILLIC_1TO1)
     v = _replace_all(v, _LATIN_MULTI).translate(*_LATIN_1TO1)
     v = strip_accents(v)  # what the table above does not cover: Greek tonos, Vietnamese, stacked marks …
-    v = _replace_all(v, _ROMAN)
-    v = _replace_all(v, _PERSIAN)
-    v = v.re_replace(r"[^\p{L} ]", "").re_replace(r"\s+", " ").strip()
+    v = _replace_all(v, _ROMAN) if roman else v
+    return _replace_all(v, _PERSIAN)
+
+def name_key(name):
+    "Match key of a name (Ibis string expression): script-, diacritic- and romanisation-independent."
+    v = _skeleton(name).re_replace(r"[^\p{L} ]", "").re_replace(r"\s+", " ").strip()
     return v.nullif("")
 
 # %% ../notebooks/08_profiles.ipynb #46612f9d
@@ -77,43 +81,139 @@ def email_key(email):
     ok = (local != "") & (domain != "") & ~junk
     return ibis.cases((ok, local.concat("@", domain)), else_=ibis.null("string"))
 
-def phone_e164(phone, default_country: str):
-    "Phone in E.164 (Ibis expression), NULL when empty, not 8–15 digits or a junk number like 0000000."
-    cc = COUNTRY_CALLING_CODES.get(default_country.upper())
-    if cc is None:
-        raise LoyaltyLabError(f"[locale] default_country = {default_country}: no calling code known; use one of "
-                              + ", ".join(COUNTRY_CALLING_CODES))
-    raw = phone.strip()
-    digits = raw.re_replace(r"[^0-9]", "")
-    number = ibis.cases(
-        (raw.startswith("+"), digits),
-        (digits.startswith("00"), digits.substr(2)),
-        (digits.startswith("0"), ibis.literal(cc).concat(digits.substr(1))),
-        (digits.length().between(6, 10), ibis.literal(cc).concat(digits)),
-        else_=ibis.null("string"))
-    junk = digits.re_search(r"^0+$|^1234567|^9876543")
-    ok = number.length().between(8, 15) & ~junk
-    return ibis.cases((ok, ibis.literal("+").concat(number)), else_=ibis.null("string"))
+_PHONE_TYPES = {0: "fixed", 1: "mobile", 2: "fixed_or_mobile", 3: "toll_free", 4: "premium", 5: "shared_cost",
+                6: "voip", 7: "personal", 8: "pager", 9: "uan", 10: "voicemail", 99: "unknown"}
+_JUNK_PHONE = re.compile(r"^0+$|^1234567|^9876543")
+
+def check_country(country: str, where: str = "[locale] default_country") -> str:
+    "`country` as an ISO 3166 region phonenumbers knows (upper case), or a LoyaltyLabError saying what to write."
+    code = str(country or "").strip().upper()
+    if phonenumbers.country_code_for_region(code) == 0:
+        raise LoyaltyLabError(f"{where} = {country}: no calling code known for it (not an ISO 3166 country "
+                              "phonenumbers knows); write the two-letter code of the country whose numbers are written "
+                              "without +, e.g. RS, AU, DE, PL, US")
+    return code
+
+@lru_cache(maxsize=2 ** 20)
+def _parse_phone(raw: str, region: str) -> str:
+    "'E.164 type region valid' of one written number, '' when it is not a possible number (phonenumbers)."
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) < 6 or _JUNK_PHONE.search(digits):
+        return ""
+    try:
+        n = phonenumbers.parse(raw, region if phonenumbers.country_code_for_region(region) else None)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_possible_number(n):
+        return ""
+    valid = phonenumbers.is_valid_number(n)
+    kind = _PHONE_TYPES.get(phonenumbers.number_type(n), "unknown") if valid else "unknown"
+    return " ".join((phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164), kind,
+                     phonenumbers.region_code_for_number(n) or "ZZ", "1" if valid else "0"))
+
+@ibis.udf.scalar.pyarrow
+def _phone_parts(phone: str, region: str) -> str:
+    "phonenumbers over a column, one parse per distinct (number, region); '' for no number (DuckDB UDFs return no NULL)."
+    return pa.array([_parse_phone(p, r) for p, r in zip(phone.to_pylist(), region.to_pylist())], pa.string())
+
+def phone_parts(phone, default_country: str, country=None):
+    """'E.164 type country valid' of a phone column (Ibis expression; `phone_fields` splits it), by phonenumbers
+    (libphonenumber's metadata for every country). A number with `+` or `00` carries its country; one without
+    is read in the record's `country` (a column of ISO codes, when given and known) else `default_country`.
+    NULL when empty, not a possible number of that country, or a junk number like 0000000."""
+    region = ibis.literal(check_country(default_country))
+    if country is not None:
+        c = country.cast("string").strip().upper()
+        region = ibis.cases((c.re_search(r"^[A-Z]{2}$"), c), else_=region)
+    raw = phone.cast("string").strip()
+    raw = ibis.cases((raw.startswith("00"), ibis.literal("+").concat(raw.substr(2))), else_=raw)
+    return _phone_parts(raw.nullif(""), region).nullif("")
+
+def phone_fields(parts) -> dict:
+    "phone_e164, phone_type (mobile, fixed …), phone_country and phone_valid from `phone_parts`."
+    word = lambda i: parts.split(" ")[i]
+    return {"phone_e164": word(0), "phone_type": word(1), "phone_country": word(2),
+            "phone_valid": (word(3) == "1").fill_null(False)}
+
+def phone_e164(phone, default_country: str, country=None):
+    "Phone in E.164 (Ibis expression) by phonenumbers; NULL when empty, impossible or junk (see `phone_parts`)."
+    return phone_fields(phone_parts(phone, default_country, country))["phone_e164"]
+
+# %% ../notebooks/08_profiles.ipynb #a7d1e3b1
+# street-type words as written → one spelling (on the skeleton: lower case, Latin, no diacritics); words of
+# `_STREET_NOISE` say only "this is a street" and are dropped, since one system writes them and another not
+_STREET_WORDS = {
+    "strasse": ("str", "strase"), "street": ("st", "strt"), "road": ("rd",), "avenue": ("ave", "av"),
+    "boulevard": ("blvd", "bd", "bul", "bulv", "bulvar", "bulevar", "bulevard"), "drive": ("dr",), "lane": ("ln",),
+    "place": (), "square": ("sq",), "court": ("ct",), "terrace": ("tce",), "highway": ("hwy",),
+    "aleja": ("al", "aleje", "alei"), "plac": ("pl",), "osiedle": ("os",), "prospekt": ("pr", "pr-t", "prosp", "pt"),
+    "trg": (), "naselje": ("nas",), "gasse": (), "weg": (), "platz": (),
+}
+_STREET_NOISE = ("ulica", "ul", "ulitsa", "ulitca", "ulice")
+_FLAT_WORDS = ("apt", "apartment", "flat", "unit", "stan", "lok", "lokal", "m", "kv", "kvartira", "whg", "wohnung",
+               "ap", "app", "ste", "suite", "sprat", "floor", "fl", "et", "etaz")
+_WORD_FORM = {abbr: full for full, abbrs in _STREET_WORDS.items() for abbr in abbrs}
+
+def _street_words(v):
+    "Street-type abbreviations spelled out, generic words dropped (Ibis expression over a skeleton with words)."
+    v = v.re_replace(r"(\p{L})str\b", r"\1strasse")  # Hauptstr.
+    for abbr, full in _WORD_FORM.items():
+        v = v.re_replace(rf"\b{re.escape(abbr)}\b", full)
+    v = v.re_replace(r"(\p{L}) strasse\b", r"\1strasse")  # Berliner Str. = Berliner Straße = Berlinerstraße
+    return v.re_replace(r"\b(" + "|".join(_STREET_NOISE) + r")\b", " ")
+
+def address_words(address):
+    "A street address as lower-case Latin words and numbers, flat designators and 'br.'/'nr.' dropped (Ibis expression)."
+    v = _skeleton(address.cast("string"), roman=False).re_replace(r"[.,;:/#\-'\"()]", " ").re_replace(r"\s+", " ").strip()
+    v = v.re_replace(r"\b(" + "|".join(_FLAT_WORDS) + r")\s*\d+\s*\p{L}?$", "").strip()  # 'stan 4' at the end
+    return v.re_replace(r"\b(br|nr|no|broj|dom|d|hausnummer)\s?(\d)", r" \2").re_replace(r"\s+", " ").strip()  # br. 12, д. 5
+
+def address_keys(words) -> dict:
+    """House number and street key from `address_words` of a street address (Ibis expressions): '12a' and
+    'kneza milosa' from 'ул. Кнеза Милоша 12а', 'Kneza Miloša 12A, stan 4' and 'ul. Kneza Milosa br. 12a'. The
+    house number is the number at the end (Central Europe) or else at the start (12 Main St) — the first of 10/5
+    (house/flat); the street is what remains without numbers and punctuation, with common abbreviations spelled
+    out (st → street, str./straße → strasse, bul./blvd → boulevard; ul./ulica dropped)."""
+    v = words
+    number = r"(\d+)\s?(\p{L})?"
+    at_end = v.re_extract(number + r"(?:\s\d+\s?\p{L}?)?$", 0)
+    at_start = v.re_extract("^" + number + r"\b", 0)
+    house = ibis.cases((at_end != "", at_end), (at_start != "", at_start), else_=v.re_extract(number, 0))
+    house = house.re_replace(r"^(\d+)\s?(\p{L})?(\s.*)?$", r"\1\2")
+    street = _street_words(v.re_replace(r"\b\d+\s?\p{L}?\b", " ")).re_replace(r"[^\p{L} ]", "")
+    street = _replace_all(street.re_replace(r"\s+", " ").strip(), _ROMAN)  # after the words: Hauptstr. is not Haupcr.
+    return {"house_number": house.nullif(""), "street_key": street.nullif("")}
 
 # %% ../notebooks/08_profiles.ipynb #82e6e3c4
-def standardise(profiles: ibis.Table, default_country: str = "RS") -> ibis.Table:
-    "Match keys for every source profile (an Ibis expression over a table in the profiles contract)."
+def standardise(profiles: ibis.Table, default_country: str = "RS", identifiers: tuple[str, ...] = ()) -> ibis.Table:
+    """Match keys for every source profile (an Ibis expression over a table in the profiles contract); `identifiers`
+    are names of extra identifiers (`[profiles] identifiers`) read from the `extra_ids` column into `id_<name>` keys."""
     # a column that is missing everywhere (a memtable of an all-empty column) has no type: it is text
     p = profiles.mutate(**{c: profiles[c].cast("string") for c in profiles.columns if profiles[c].type().is_null()})
-    phone = phone_e164(p.phone, default_country)
-    email = email_key(p.email)
+    # expressions used more than once are computed once, in a first step (SQL would repeat them where used)
+    p = p.mutate(_phone=phone_parts(p.phone, default_country, p.country if "country" in p.columns else None),
+                 _address=address_words(p.address), _first=name_key(p.first_name), _last=name_key(p.last_name),
+                 _email=email_key(p.email))
+    phones = phone_fields(p._phone)
+    phone, email = phones["phone_e164"], p._email
     card = p.loyalty_card_number.re_replace(r"[^0-9A-Za-z]", "").nullif("")
-    first, last = name_key(p.first_name), name_key(p.last_name)
+    first, last = p._first, p._last
     usable = phone.notnull() | email.notnull() | card.notnull() | (first.notnull() & last.notnull())
     return p.select(
         record_id=p.source_system.concat(":", p.source_customer_id), source_system=p.source_system,
         source_customer_id=p.source_customer_id, first_key=first, last_key=last, email_key=email,
         phone_e164=phone, card_key=card, birth_date=_as_date(p.birth_date),
-        postcode_key=p.postcode.upper().re_replace(r"\s+", "").nullif(""), city_key=name_key(p.city),
-        signup_date=p.signup_date,
+        postcode_key=p.postcode.cast("string").upper().re_replace(r"[^0-9A-Z]", "").nullif(""),
+        city_key=name_key(p.city), **address_keys(p._address), **extra_id_keys(p, identifiers),
+        signup_date=p.signup_date, phone_valid=phones["phone_valid"], phone_type=phones["phone_type"],
+        phone_country=phones["phone_country"],
         phone_unreadable=p.phone.strip().nullif("").notnull() & phone.isnull(),
         other_script=_other_script(first) | _other_script(last),
         no_identifier=~usable)
+
+def extra_id_keys(p: ibis.Table, identifiers: tuple[str, ...]) -> dict:
+    "`id_<name>` keys of the extra identifiers: upper case, letters and digits only (placeholder until extra_ids)."
+    return {}
 
 def _as_date(value):
     "A birth date column as a date (text in ISO form is parsed; anything unreadable becomes NULL)."
@@ -203,131 +303,9 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
 
 # %% ../notebooks/08_profiles.ipynb #4dfc4d83
 import json, logging, tempfile, warnings
-from contextlib import contextmanager
-from .config import OPTION_BY_NAME
-from .core import remove_abandoned, scratch_name
-
-_MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
-
-_SPLINK_COLUMNS = ["record_id", "first_key", "last_key", "birth_date", "email_key", "phone_e164", "postcode_key", "city_key"]
-_TF_COLUMNS = ("first_key", "last_key", "city_key")  # the comparisons with term-frequency adjustments
-_PAIR_COLUMNS = ["a", "b", "match_probability", "match_weight"]
-
-def _splink_settings(threshold: float, prior: dict):
-    from splink import SettingsCreator, block_on
-    import splink.comparison_library as cl
-    return SettingsCreator(
-        link_type="dedupe_only", unique_id_column_name="record_id", **prior,
-        comparisons=[cl.ForenameSurnameComparison("first_key", "last_key"),
-                     cl.DateOfBirthComparison("birth_date", input_is_string=False),
-                     cl.ExactMatch("email_key"), cl.ExactMatch("phone_e164"), cl.ExactMatch("postcode_key"),
-                     cl.ExactMatch("city_key").configure(term_frequency_adjustments=True)],
-        blocking_rules_to_generate_predictions=[
-            block_on("phone_e164"), block_on("email_key"), block_on("first_key", "last_key", "city_key"),
-            block_on("first_key", "birth_date"), block_on("last_key", "birth_date")],
-        retain_intermediate_calculation_columns=False)
-
-@contextmanager
-def _splink_db(memory_limit: str = _MEMORY_LIMIT):
-    """A Splink DuckDB backend on a scratch connection that may use `memory_limit` before spilling to a
-    temporary folder, closed afterwards: DuckDB keeps its buffers until its connection closes."""
-    import duckdb
-    from splink import DuckDBAPI
-    remove_abandoned(tempfile.gettempdir(), "loyalty-lab-")  # spill folders of a killed merge
-    with tempfile.TemporaryDirectory(prefix=scratch_name("loyalty-lab-") + "splink-") as spill:
-        con = duckdb.connect()
-        try:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-            con.execute(f"SET temp_directory = '{spill}'")
-            yield DuckDBAPI(connection=con)
-        finally:
-            con.close()
-
-def _pairs_frame(predictions) -> pd.DataFrame:
-    pairs = predictions.as_pandas_dataframe().rename(columns={"record_id_l": "a", "record_id_r": "b"})
-    return pairs[_PAIR_COLUMNS]
-
-_PRIOR_RECALL = 0.8  # the share of true matches that share a phone or an e-mail (the sample: 0.97; real data less)
-_MAX_PRIOR = 0.99  # λ = 1 would make every pair a match whatever it disagrees on
-
-def _pairs_sharing(std: pd.DataFrame, *keys: str) -> int:
-    "Record pairs that agree on all of `keys` (none of them empty)."
-    sizes = std.dropna(subset=list(keys)).groupby(list(keys)).size()
-    return int((sizes * (sizes - 1) // 2).sum())
-
-def match_prior(std: pd.DataFrame, recall: float = _PRIOR_RECALL, max_records: int = 12) -> float:
-    """λ, the probability that two random records are one person: the pairs the exact rules link (same phone or
-    same e-mail) over the rules' `recall`, as Splink's `estimate_probability_two_random_records_match` counts
-    them — but never a ValueError. Capped: a person has at most `max_records` profiles, so at most n·(max_records − 1)/2
-    pairs match, and λ stays below 1; with nothing shared (a small or brand-new source) about one match in the data."""
-    n = len(std)
-    total = max(n * (n - 1) / 2, 1)
-    linked = (_pairs_sharing(std, "phone_e164") + _pairs_sharing(std, "email_key")
-              - _pairs_sharing(std, "phone_e164", "email_key"))
-    expected = min(linked / recall, n * (max_records - 1) / 2) if linked else 1
-    return min(expected / total, _MAX_PRIOR)
-
-def probabilistic_links(std: pd.DataFrame, threshold: float = 0.95, seed: int = 42,
-                        memory_limit: str = _MEMORY_LIMIT, max_records: int = 12) -> pd.DataFrame:
-    """Pairs of records (a, b, match_probability, match_weight) scored by Splink at or above `threshold`.
-
-    The trained model (Splink's settings dictionary) is in `pairs.attrs["model"]`, for incremental runs
-    and explanations. Splink's DuckDB uses at most `memory_limit` and spills beyond it."""
-    from splink import Linker
-    if not 0 < threshold < 1:
-        raise LoyaltyLabError(f"match threshold {threshold}: must be between 0 and 1 (e.g. 0.95)")
-    prior = {"probability_two_random_records_match": match_prior(std, max_records=max_records)}
-    with _splink_db(memory_limit) as db:
-        linker = Linker(db.register(std[_SPLINK_COLUMNS]), _splink_settings(threshold, prior),
-                        log_level=logging.ERROR)  # Splink's per-level training notes would flood notebooks and reports
-        skipped = _train(linker, seed)
-        pairs = _pairs_frame(linker.inference.predict(threshold_match_probability=threshold))
-        pairs.attrs["model"] = linker.misc.save_model_to_json()
-    if skipped:
-        warnings.warn(f"profiles: no record pairs share {' or '.join(skipped)}, so EM could not train on them; "
-                      "m probabilities keep Splink's defaults there (fine for small data, check it on large)",
-                      stacklevel=2)
-    pairs.attrs["em_blocks_skipped"] = skipped
-    return pairs
-
-def _train(linker, seed: int) -> list[str]:
-    "u by random sampling, m by EM (λ is `match_prior`'s); the EM blocks skipped for lack of pairs."
-    from splink import block_on
-    from splink.internals.exceptions import EMTrainingException
-    training = linker.training
-    training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
-    skipped = []
-    for column in ("birth_date", "phone_e164"):
-        try:
-            training.estimate_parameters_using_expectation_maximisation(block_on(column))
-        except EMTrainingException:  # small or sparse data: no pairs agree on this column
-            skipped.append(column)
-    return skipped
-
-def _register_term_frequencies(linker, db, population: pd.DataFrame):
-    "Give `linker` the term frequencies of the whole `population` (Splink would otherwise count only its input)."
-    for c in _TF_COLUMNS:
-        tf = population[c].value_counts(normalize=True).rename(f"tf_{c}").rename_axis(c).reset_index()
-        linker.table_management.register_term_frequency_lookup(db.register(tf, table_name=f"tf_lookup_{c}"), c)
-
-def score_new_records(std: pd.DataFrame, new_ids, model: dict, threshold: float,
-                      memory_limit: str = _MEMORY_LIMIT) -> pd.DataFrame:
-    """Score only what is new: new records against existing ones (Splink `predict_between`) and against
-    each other (`predict_within`), with the trained `model`; pairs at or above `threshold`."""
-    from splink import Linker
-    is_new = std.record_id.isin(set(new_ids))
-    frame = std[_SPLINK_COLUMNS]
-    with _splink_db(memory_limit) as db:
-        existing = db.register(frame[~is_new], table_name="existing_records")
-        new = db.register(frame[is_new], table_name="new_records")
-        linker = Linker(new, model, log_level=logging.ERROR)  # the model is all it needs; predictions name their inputs
-        _register_term_frequencies(linker, db, std)
-        found = [_pairs_frame(linker.inference.predict_within(new, threshold_match_probability=threshold,
-                                                              warning_mode="never"))]
-        if (~is_new).any():
-            found.append(_pairs_frame(linker.inference.predict_between(existing, new, threshold_match_probability=threshold,
-                                                                       warning_mode="never")))
-    return pd.concat(found, ignore_index=True)
+from .matching import (MAX_PAIRS_PER_RULE, MatchModel, _MEMORY_LIMIT, _PAIR_COLUMNS, _register_term_frequencies, _splink_db,
+                                  match_prior, model_summary, model_tf_columns, probabilistic_links, score_new_records,
+                                  splink_frame)
 
 # %% ../notebooks/08_profiles.ipynb #eba7cae8
 _DECISIONS = ("never", "always")
@@ -444,6 +422,7 @@ class MergeOptions:
     survivorship: dict = field(default_factory=dict)
     max_first_names: int = 3
     max_records: int = 12
+    max_pairs_per_rule: int = MAX_PAIRS_PER_RULE  # a blocking rule comparing more pairs is tightened or dropped
     seed: int = 42
     memory_limit: str = _MEMORY_LIMIT  # for Splink's DuckDB
 
@@ -454,7 +433,7 @@ class MergeOptions:
                    max_cluster_size=p.max_cluster_size, source_priority=tuple(p.source_priority),
                    duplicate_free_sources=tuple(p.duplicate_free_sources), pair_decisions=p.pair_decisions,
                    survivorship=parse_survivorship(p.survivorship), max_first_names=p.max_first_names,
-                   max_records=p.max_records, seed=s.run.seed, memory_limit=s.warehouse.memory_limit)
+                   max_records=p.max_records, max_pairs_per_rule=p.max_pairs_per_rule, seed=s.run.seed, memory_limit=s.warehouse.memory_limit)
 
 def parse_survivorship(text: str) -> dict[str, str]:
     "'email = most_frequent, phone = source_priority' → {'email': 'most_frequent', 'phone': 'source_priority'}."
@@ -488,7 +467,7 @@ def _combine(std: pd.DataFrame, det_edges: pd.DataFrame, pairs: pd.DataFrame, de
     return clusters, links, skipped
 
 def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame, blocked: pd.DataFrame,
-                 skipped: pd.DataFrame, options: MergeOptions, em_blocks_skipped=()) -> dict:
+                 skipped: pd.DataFrame, options: MergeOptions, em_blocks_skipped=(), model: dict | None = None) -> dict:
     sizes = clusters.cluster.value_counts()
     stats = {"records": len(clusters), "customers": int(sizes.size),
              "deterministic_links": int((~links.kind.isin(["probabilistic", "always"])).sum()),
@@ -500,7 +479,8 @@ def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame,
              "unreadable_phones": int(std.phone_unreadable.sum()),
              "names_in_other_scripts": int(std.other_script.sum()),
              "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict(),
-             "oversized_clusters": sizes[sizes > options.max_cluster_size].to_dict()}
+             "oversized_clusters": sizes[sizes > options.max_cluster_size].to_dict(),
+             "untrained_comparisons": [], **(model or {})}
     if stats["oversized_clusters"]:
         warnings.warn(f"profiles: {len(stats['oversized_clusters'])} cluster(s) larger than max_cluster_size = "
                       f"{options.max_cluster_size}: {dict(list(stats['oversized_clusters'].items())[:5])}; inspect their "
@@ -547,9 +527,10 @@ def merge_profiles(profiles: ibis.Table, options: MergeOptions | None = None) ->
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
     _warn_blocked(blocked, options)
     pairs = probabilistic_links(set_aside(std, blocked), options.threshold, options.seed, options.memory_limit,
-                                options.max_records)
+                                options.max_records, options.max_pairs_per_rule)
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
-    stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"])
+    stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"],
+                         model_summary(pairs.attrs["match_model"]))
     return clusters, stats
 
 # %% ../notebooks/08_profiles.ipynb #48d25063
@@ -593,7 +574,8 @@ import datetime as dt
 import uuid
 import pyarrow as pa
 
-_KEY_COLUMNS = ["first_key", "last_key", "email_key", "phone_e164", "card_key", "birth_date", "postcode_key", "city_key"]
+_KEY_COLUMNS = ["first_key", "last_key", "email_key", "phone_e164", "card_key", "birth_date", "house_number", "street_key",
+                "postcode_key", "city_key"]
 
 def _format_id(numbers) -> list[str]:
     return [f"C{n:08d}" for n in numbers]
@@ -703,6 +685,8 @@ def _changed_records(std: pd.DataFrame, stored: pd.DataFrame) -> tuple[set, set]
     "Record ids new or with changed match keys, and record ids that disappeared."
     if stored.empty:
         return set(std.record_id), set()
+    if not set(_KEY_COLUMNS) <= set(stored.columns):  # keys of an earlier version: everything counts as changed
+        return set(std.record_id), set(stored.record_id) - set(std.record_id)
     cols = ["record_id"] + _KEY_COLUMNS
     as_text = lambda f: f[cols].astype("string").fillna("\x00")  # NULL compares equal to NULL
     joined = as_text(std).merge(as_text(stored), on="record_id", how="left", suffixes=("", "_old"))
@@ -737,16 +721,21 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
         return _resolve_orders_only(wh, std, options, progress)
     stored_keys, previous, stored_links, model, last_number = _previous_state(con)
     touched, removed = _changed_records(std, stored_keys)
-    mode = "full" if full or model is None or previous.empty else "incremental"
+    # keys of an earlier version (no address keys) cannot be compared with today's: retrain once
+    outdated = len(stored_keys) > 0 and not set(_KEY_COLUMNS) <= set(stored_keys.columns)
+    mode = "full" if full or model is None or previous.empty or outdated else "incremental"
     decisions = _decisions(std, options)
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
     evidence = set_aside(std, blocked)  # what Splink may compare: no household or junk values
     em_skipped: list = []
+    trained: dict = {}  # what the full run chose and trained (an incremental run keeps the stored model)
     progress("merge: deterministic links")
     if mode == "full":
         progress("merge: training the match model and scoring pairs")
-        pairs = probabilistic_links(evidence, options.threshold, options.seed, options.memory_limit, options.max_records)
+        pairs = probabilistic_links(evidence, options.threshold, options.seed, options.memory_limit, options.max_records,
+                                    options.max_pairs_per_rule)
         model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
+        trained = model_summary(pairs.attrs["match_model"])
     else:
         progress("merge: scoring new and changed profiles")
         kept = stored_links[(stored_links.kind == "probabilistic") & ~stored_links.a.isin(touched | removed)
@@ -765,7 +754,7 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     progress("merge: golden records")
     golden = golden_records(profiles, crosswalk.rename(columns={"customer_id": "cluster"}), options.survivorship,
                             options.source_priority).rename(columns={"cluster": "customer_id"})
-    stats = _merge_stats(std, clusters, links, blocked, skipped, options, em_skipped)
+    stats = _merge_stats(std, clusters, links, blocked, skipped, options, em_skipped, trained)
     sizes = crosswalk.customer_id.value_counts()
     known = set(stored_keys.get("record_id", ()))
     stats.update(mode=mode, new_records=len(touched - known), changed_records=len(touched & known),
@@ -809,7 +798,7 @@ def _resolve_orders_only(wh, std: pd.DataFrame, options: MergeOptions, progress:
                             options.survivorship, options.source_priority).rename(columns={"cluster": "customer_id"})
     n, known = len(records), set(previous.record_id)
     stats = {"records": n, "customers": n, "deterministic_links": 0, "probabilistic_pairs": 0, "always_pairs": 0,
-             "links_skipped_by_guards": 0, "em_blocks_skipped": [], "blocked_values": 0, "records_by_link": {"single": n},
+             "links_skipped_by_guards": 0, "em_blocks_skipped": [], "untrained_comparisons": [], "blocked_values": 0, "records_by_link": {"single": n},
              "records_without_identifier": 0, "unreadable_phones": 0, "names_in_other_scripts": 0,
              "largest_cluster": 1, "cluster_sizes": {1: n}, "oversized_clusters": {}, "mode": ORDERS_ONLY,
              "new_records": len(set(records.record_id) - known), "changed_records": 0,
@@ -869,6 +858,30 @@ def last_merge_run(warehouse) -> dict | None:
         return None
     return {**json.loads(runs.stats.iloc[0]), "run_id": runs.run_id.iloc[0], "run_at": runs.run_at.iloc[0]}
 
+# %% ../notebooks/08_profiles.ipynb #e8d1c0a1
+def stored_match_model(warehouse) -> MatchModel | None:
+    """The match model of the warehouse's last full merge — trained m/u from `profile_model`, comparisons,
+    blocking rules with their pair counts, λ and the untrained comparisons from its statistics — or None
+    when the profiles were never merged. `.describe()` is what `loyalty-lab merge --explain-model` prints."""
+    con = warehouse.con
+    if "profile_model" not in con.list_tables() or "merge_runs" not in con.list_tables():
+        return None
+    stored = con.table("profile_model").to_pandas()
+    runs = con.table("merge_runs")
+    full = runs.filter(runs["mode"] == "full").order_by(ibis.desc("run_at")).limit(1).to_pandas()
+    if stored.empty or full.empty:
+        return None
+    model, stats = json.loads(stored.model.iloc[0]), json.loads(full.stats.iloc[0])
+    blocking = pd.DataFrame(stats.get("blocking_rules", []), columns=["name", "rule", "pairs", "note", "new_pairs"])
+    training = {k: stats.get(k, []) for k in ("untrained_comparisons", "em_failed")}
+    training["em_trained"] = [{"block": b} for b in stats.get("em_trained", [])]
+    training["em_skipped"] = [b for b in stats.get("em_blocks_skipped", [])
+                              if b not in {f["block"] for f in stats.get("em_failed", [])}]
+    training["trained_comparisons"] = [c for c in stats.get("comparisons", []) if c not in training["untrained_comparisons"]]
+    prior = (model or {}).get("probability_two_random_records_match", stats.get("prior") or 0.0)
+    return MatchModel(model, pd.DataFrame(), blocking, prior, stats.get("prior_source", "not recorded by this run"),
+                      training, list(stats.get("model_notes", [])))
+
 # %% ../notebooks/08_profiles.ipynb #0a668567
 @dataclass
 class Explanation:
@@ -918,13 +931,13 @@ def _level_contributions(model: dict, members: pd.DataFrame, population: pd.Data
     "Splink's comparison levels and their match-weight contributions for every pair of `members`."
     from splink import Linker
     columns = ["a", "b", "comparison", "level", "match_weight"]
-    if len(members) < 2:
+    if len(members) < 2 or model is None:  # a model of None: the merge had nothing to compare probabilistically
         return pd.DataFrame(columns=columns)
     with _splink_db() as db:
-        left = db.register(members[_SPLINK_COLUMNS], table_name="members_l")
-        right = db.register(members[_SPLINK_COLUMNS], table_name="members_r")
+        left = db.register(splink_frame(members), table_name="members_l")
+        right = db.register(splink_frame(members), table_name="members_r")
         linker = Linker(left, {**model, "retain_intermediate_calculation_columns": True}, log_level=logging.ERROR)
-        _register_term_frequencies(linker, db, population)
+        _register_term_frequencies(linker, db, population, model)
         scored = linker.inference.score_pairs(left, right).as_pandas_dataframe()
     scored = scored[scored.record_id_l < scored.record_id_r]
     rows = []
@@ -973,10 +986,10 @@ def explain(customer_id: str, warehouse=None, settings=None) -> Explanation:
         links = con.table("profile_links")
         links = links.filter(links.a.isin(ids) & links.b.isin(ids)).drop("run_id").to_pandas()
         keys = con.table("profile_keys")
-        population = keys.select(*_TF_COLUMNS).to_pandas()
         model = json.loads(con.table("profile_model").to_pandas().model.iloc[0])
+        population = keys.select(*[c for c in model_tf_columns(model or {"comparisons": []}) if c in keys.columns]).to_pandas()
         contributions = _level_contributions(model, keys.filter(keys.record_id.isin(ids)).to_pandas(), population)
-        lam = model["probability_two_random_records_match"]
+        lam = model["probability_two_random_records_match"] if model else 0.5
         return Explanation(customer_id, records, links, contributions, float(np.log2(lam / (1 - lam))))
     finally:
         if warehouse is None:

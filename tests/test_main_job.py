@@ -35,15 +35,15 @@ def test_run_builds_warehouse_and_writes_a_self_contained_report(project):
     assert not re.findall(r'(?:src|href)="https?:', html), "nothing may be fetched from the internet"
     # sales, merging, cohorts, R×F + treemap, migration, backtest tracking, P(alive)/CLV, snake plot
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 9, "charts must travel inside the file"
-    assert "profiles merged (full): 3,914 records → 2,007 customers" in done.stdout
+    assert "profiles merged (full): 3,914 records → 2,002 customers" in done.stdout
     assert "load_settings(" not in html and "prepare_report(" not in html  # marketing reads results, not Python
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["as_of"] == "2024-06-30T23:59:59.999999+02:00" and metrics["compare_to"].startswith("2024-04-01")
     assert metrics["tables"]["order_lines"]["rows"] == n_lines and metrics["tables"]["profiles"]["rows"] == n_profiles
-    assert metrics["customers (merged profiles)"] == metrics["profile_merge"]["customers"] == 2007
+    assert metrics["customers (merged profiles)"] == metrics["profile_merge"]["customers"] == 2002
     assert metrics["revenue"] == pytest.approx(sample_revenue(project), abs=0.01)
     assert sum(metrics["rfm_segments"].values()) == metrics["customers"] == sum(metrics["lifecycle_stages"].values())
-    assert 0.95 * 2007 < metrics["customers"] <= 2007
+    assert 0.95 * 2002 < metrics["customers"] <= 2002
     assert 0.5 < metrics["top_20_percent_revenue_share"] < 1 and 0 < metrics["contacts_next_7_days"] < metrics["customers"]
     executed = nbformat.read(folder / "segment_report.ipynb", as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in executed.cells)
@@ -129,12 +129,12 @@ def test_drop_source_command(project):
 def test_merge_explain_view360_and_forget_commands(project, tmp_path):
     assert cli("ingest", cwd=project).returncode == 0
     merged = cli("merge", cwd=project)
-    assert merged.returncode == 0 and "3,914 records → 2,007 customers" in merged.stdout
+    assert merged.returncode == 0 and "3,914 records → 2,002 customers" in merged.stdout
     again = cli("merge", cwd=project)
     assert "profiles merged (incremental)" in again.stdout and "0 new, 0 changed, 0 removed" in again.stdout
     out = tmp_path / "view.parquet"
     shared = cli("view360", "--out", str(out), cwd=project)
-    assert shared.returncode == 0 and "2,007 customers as of 2024-06-30" in shared.stdout
+    assert shared.returncode == 0 and "2,002 customers as of 2024-06-30" in shared.stdout
     view = pd.read_parquet(out)
     assert "customer_key" in view and "email" not in view and view.orders.sum() > 0
     profiles = pd.read_csv(project / "data" / "sample" / "profiles.csv", dtype=str)

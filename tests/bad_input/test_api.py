@@ -85,7 +85,8 @@ def test_the_match_prior_is_capped_and_never_raises():
     keys = pd.DataFrame({"phone_e164": ["+1"] * 4, "email_key": ["a@b.rs"] * 4})
     assert match_prior(keys) == 0.99  # every pair linked: below 1
     keys = pd.DataFrame({"phone_e164": [None] * 4, "email_key": [None] * 4})
-    assert match_prior(keys) == pytest.approx(1 / 6)  # nothing shared: about one match
+    # nothing shared: 0.1 matching pairs per record assumed (issue 21: never "one match in the whole file")
+    assert match_prior(keys) == pytest.approx(0.4 / 6)
     many = pd.DataFrame({"phone_e164": ["+1"] * 100, "email_key": [None] * 100})
     assert match_prior(many, max_records=12) == pytest.approx(100 * 11 / 2 / (100 * 99 / 2))
 
