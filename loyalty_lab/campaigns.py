@@ -56,22 +56,29 @@ def offer_by_segment(recommended: pd.Series, segments: pd.Series) -> pd.DataFram
     return shares
 
 def _arms(responses: pd.DataFrame, keys: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per key and offer type, the treated counts; per key, the control counts (responders and their spend)."
+    """Per key and offer type, the treated counts; per key, the control counts: offers sent (rows), responders and
+    the responders' total spend (non-responders count 0)."""
     r = responses.assign(_key=keys.to_numpy(), _spend=responses.response_spend.where(responses.responded, 0.0)
                          if "response_spend" in responses else 0.0)
     control = r.group == "control"
     treated = r[~control].groupby(["_key", "offer_type"]).agg(sent=("responded", "size"), responders=("responded", "sum"),
                                                              spend=("_spend", "sum"))
-    controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"))
+    controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"),
+                                              control_spend=("_spend", "sum"))
     return treated, controls
+
+def _extra_spend(arms: pd.DataFrame) -> pd.Series:
+    """Incremental value per customer sent: the treated arm's mean spend per customer sent minus the control's per
+    customer (non-responders count 0), so a price cut's lower spend per buyer counts, not only its extra buyers."""
+    return arms.spend / arms.sent.where(arms.sent > 0) - arms.control_spend / arms.control.where(arms.control > 0)
 
 def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *, min_uplift: float = 0.05,
                    confidence: float = 0.95) -> pd.DataFrame:
     """Per offer type (and segment, when `segments` maps customer_id → segment at the time of sending): the
     customers sent it and the control, both response rates, the observed uplift with its interval
-    (`uplift_interval`), the mean spend of a response, the expected incremental value per customer sent
-    (uplift × that spend), the customers per arm a test needs to detect `min_uplift` over the control's rate,
-    and a verdict."""
+    (`uplift_interval`), the mean spend of a response with the offer, the incremental value per customer sent
+    (mean spend per customer sent minus the control's, non-responders counting 0), the customers per arm a test
+    needs to detect `min_uplift` over the control's rate, and a verdict."""
     columns = ["offer", "sent", "response_rate", "control", "control_rate", "observed_uplift", "uplift_low", "uplift_high",
                "value_per_response", "incremental_value", "needed_per_arm", "verdict"]
     if responses is None or responses.empty or not (responses.group != "control").any():
@@ -80,17 +87,13 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
             else pd.Series("all customers", index=responses.index))
     treated, controls = _arms(responses, keys)
     table = treated.join(controls, on="_key").fillna({"control": 0, "control_responders": 0})
-    responders = responses.responded.astype(bool)
-    spend = responses.response_spend[responders] if "response_spend" in responses else pd.Series(dtype=float)
-    by_key = spend.groupby(keys.to_numpy()[responders.to_numpy()]).mean() if len(spend) else pd.Series(dtype=float)
-    overall = float(spend.mean()) if len(spend) else np.nan
-    table["value_per_response"] = table.index.get_level_values("_key").map(by_key).fillna(overall).to_numpy(float)
+    table["value_per_response"] = table.spend / table.responders.where(table.responders > 0)
+    table["incremental_value"] = _extra_spend(table)
     d, low, high = uplift_interval(table.responders, table.sent, table.control_responders, table.control, confidence)
     table = table.assign(offer=[offer_name(t) for t in table.index.get_level_values("offer_type")],
                          response_rate=table.responders / table.sent,
                          control_rate=table.control_responders / table.control.where(table.control > 0),
                          observed_uplift=d, uplift_low=low, uplift_high=high)
-    table["incremental_value"] = table.observed_uplift * table.value_per_response
     needed = np.where(table.control > 0, sample_size_per_arm(table.control_rate.fillna(0), min_uplift), np.nan)
     enough = np.minimum(table.sent, table.control) >= needed  # False where there is no control
     table["needed_per_arm"] = pd.Series(needed, index=table.index).astype("Int64")
@@ -114,27 +117,37 @@ def history_purchase_rate(history: pd.DataFrame, window_days: float = 14) -> pd.
 
 def _like_them(responses, similar, similar_today, members, offer_type, confidence):
     """Uplift of `offer_type` for customers like `members`: the uplift within each group of `similar` (all
-    segments pooled), weighted by the members' mix of groups today. (uplift, low, high), nan when not estimable."""
+    segments pooled), weighted by the members' mix of groups today; the incremental value per customer sent
+    (`_extra_spend`) weighted alike. (uplift, low, high, value), nan when not estimable."""
     keys = similar.astype(object).reindex(pd.Index(responses.customer_id)).fillna("(other)").astype(str)
     treated, controls = _arms(responses, keys)
     if offer_type not in treated.index.get_level_values("offer_type"):
-        return np.nan, np.nan, np.nan
-    g = treated.xs(offer_type, level="offer_type").join(controls).dropna()
+        return np.nan, np.nan, np.nan, np.nan
+    g = treated.xs(offer_type, level="offer_type").join(controls).dropna(subset=["control"])
     g = g[(g.sent > 0) & (g.control > 0)]
     mix = similar_today.astype(object).reindex(members).fillna("(other)").astype(str).value_counts(normalize=True).reindex(g.index).dropna()
     if mix.empty:
-        return np.nan, np.nan, np.nan
+        return np.nan, np.nan, np.nan, np.nan
     g = g.loc[mix.index]
-    if len(g) == 1:  # one group: the same interval as the evidence table's
-        return tuple(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
-                                                      g.control.iloc[0], confidence))
-    from scipy.stats import norm
     w = mix / mix.sum()
+    value = float((w * _extra_spend(g)).sum(min_count=1))
+    if len(g) == 1:  # one group: the same interval as the evidence table's
+        return (*(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
+                                                    g.control.iloc[0], confidence)), value)
+    from scipy.stats import norm
     p1, p0 = g.responders / g.sent, g.control_responders / g.control
     d = float((w * (p1 - p0)).sum())
     se = float(np.sqrt((w ** 2 * (p1 * (1 - p1) / g.sent + p0 * (1 - p0) / g.control)).sum()))
     z = norm.ppf(0.5 + confidence / 2)
-    return d, d - z * se, d + z * se
+    return d, d - z * se, d + z * se, value
+
+def _best(uplift: pd.Series, value: pd.Series):
+    "The offer (index) with the highest incremental value; the highest uplift where no spend is known."
+    return value.idxmax() if value.notna().any() else uplift.idxmax()
+
+def _spend_text(value: float, unit: str = "") -> str:
+    "'≈ 6 EUR more spend' or, where the offer lowers spend (a price cut paid to would-be buyers), '≈ 3 EUR less spend'."
+    return f"≈ {abs(value):,.0f}{unit} {'less' if round(value) < 0 else 'more'} spend"
 
 def _no_discounts(action: str) -> bool:
     "True where the segment's action text rules discounts out ('no discounts needed')."
@@ -194,31 +207,28 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
         row = {"segment": name, "customers": customers, "offer": NO_OFFER, "basis": "no evidence yet", "uplift": np.nan,
                "uplift_low": np.nan, "uplift_high": np.nan, "incremental_value": np.nan, "expected_value": np.nan,
                "test": "", "needed_per_arm": needed, "baseline": baseline}
-        value = float(mine.value_per_response.iloc[0]) if len(mine) else np.nan
         beats = mine[mine.verdict == "beats no offer"] if has_control else mine.iloc[:0]
         small = len(mine) == 0 or bool((np.minimum(mine.sent, mine.control) < needed).all())
         like = {}
         if has_control and small:
             for t in allowed:
-                d, low, high = _like_them(responses, pool, pool_today, members, t, confidence)
+                evidence = _like_them(responses, pool, pool_today, members, t, confidence)
                 if not (t in mine.index and mine.uplift_high[t] < 0):  # never against the segment's own evidence
-                    like[t] = (d, low, high)
-            if np.isnan(value):
-                value = float(responses.response_spend[responses.responded].mean())
+                    like[t] = evidence
         if len(beats):
-            best = beats.incremental_value.idxmax()
+            best = _best(beats.observed_uplift, beats.incremental_value)
             row.update(offer=best, basis="this segment's campaigns", uplift=beats.observed_uplift[best],
-                       uplift_low=beats.uplift_low[best], uplift_high=beats.uplift_high[best])
+                       uplift_low=beats.uplift_low[best], uplift_high=beats.uplift_high[best],
+                       incremental_value=beats.incremental_value[best])
         elif proven := {t: v for t, v in like.items() if v[1] > 0}:
-            best = max(proven, key=lambda t: proven[t][0])
+            best = _best(*(pd.Series({t: v[i] for t, v in proven.items()}) for i in (0, 3)))
             row.update(offer=best, basis=pool_text, uplift=proven[best][0], uplift_low=proven[best][1],
-                       uplift_high=proven[best][2])
+                       uplift_high=proven[best][2], incremental_value=proven[best][3])
         if row["offer"] != NO_OFFER:
-            row["incremental_value"] = row["uplift"] * value
             row["expected_value"] = row["incremental_value"] * customers
             row["verdict"] = (f"send {offer_name(row['offer'])}: it beats no offer for {row['basis']} by "
                               f"{100 * row['uplift']:.1f} points of response rate ({100 * row['uplift_low']:.1f} to "
-                              f"{100 * row['uplift_high']:.1f}), ≈ {row['incremental_value']:,.0f}{unit} more spend "
+                              f"{100 * row['uplift_high']:.1f}), {_spend_text(row['incremental_value'], unit)} "
                               "per customer sent")
         else:
             # the most promising offer: the highest point estimate, borrowed where the segment's own is thin
@@ -312,7 +322,7 @@ def _offer_sentence(row, currency: str = "") -> str:
     if row.offer == NO_OFFER:  # the Offers section gives the reason and the sizing in full
         return f"No evidence yet: test {row.test} on {2 * row.needed_per_arm:,} customers (see the Offers section)."
     return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
-            f"≈ {row.incremental_value:,.0f}{' ' + currency if currency else ''} more spend per customer).")
+            f"{_spend_text(row.incremental_value, ' ' + currency if currency else '')} per customer).")
 
 STOPPED = ("lapsed", "churned")
 

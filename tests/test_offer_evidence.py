@@ -202,3 +202,62 @@ def test_a_discount_proven_for_champions_overrules_their_text():
     pooled = segment_offers(responses, others, actions=ACTIONS)
     assert pooled.loc["Loyal Customers", "offer"] == "percent_discount"
     assert pooled.loc["Champions", "offer"] == NO_OFFER
+
+
+def _campaign(*arms, prefix="C", **columns):
+    """One row per offer sent, with exact counts: each arm is (offer_type, sent, responders, spend of a response);
+    'none' is the control. The first `responders` rows of an arm bought; each row is another customer."""
+    frames, start = [], 0
+    for offer, sent, responders, spend in arms:
+        bought = np.arange(sent) < responders
+        frames.append(pd.DataFrame({
+            "customer_id": [f"{prefix}{i}" for i in range(start, start + sent)], "campaign_id": "K1", "offer_type": offer,
+            "group": "control" if offer == "none" else "treatment", "responded": bought,
+            "response_spend": np.where(bought, float(spend), 0.0)}))
+        start += sent
+    out = pd.concat(frames, ignore_index=True)
+    return out.assign(**columns) if columns else out
+
+
+def test_extra_spend_per_customer_is_spend_sent_minus_control_spend():
+    # control: 20 % respond at 50; 20 % off: 40 % respond, at 40 (the discount); a gift: 35 % at 60
+    responses = _campaign(("none", 1000, 200, 50), ("percent_discount", 1000, 400, 40), ("gift", 1000, 350, 60))
+    ev = offer_evidence(responses)
+    # per customer sent: 0.40 × 40 − 0.20 × 50 = 16 − 10 = 6 (was 0.2 × the pooled 47,000 / 950 = 9.89)
+    assert ev.loc["percent_discount", "incremental_value"] == pytest.approx(6.0)
+    assert ev.loc["gift", "incremental_value"] == pytest.approx(0.35 * 60 - 0.2 * 50)  # 21 − 10 = 11
+    # spend per response: the treated arm's own, not all responders' (47,000 / 950 = 49.47)
+    assert ev.loc["percent_discount", "value_per_response"] == pytest.approx(40.0)
+    assert ev.loc["gift", "value_per_response"] == pytest.approx(60.0)
+    # both beat no offer; the gift has the smaller uplift (15 vs 20 points) but brings more money: it is sent
+    segments = pd.Series("Loyal Customers", index=responses.customer_id)
+    plan = segment_offers(responses, segments, currency="EUR")
+    row = plan.loc["Loyal Customers"]
+    assert row.offer == "gift" and row.basis == "this segment's campaigns" and row.uplift == pytest.approx(0.15)
+    assert row.incremental_value == pytest.approx(11.0) and row.expected_value == pytest.approx(11.0 * 3000)
+    assert row.verdict.endswith("≈ 11 EUR more spend per customer sent"), row.verdict
+    # an offer that wins buyers but loses money says so: 30 % at 20 against 20 % at 50 is 6 − 10 = −4
+    cheap = _campaign(("none", 1000, 200, 50), ("percent_discount", 1000, 300, 20))
+    loyal = pd.Series("Loyal Customers", index=cheap.customer_id)
+    plan = segment_offers(cheap, loyal, currency="EUR")
+    assert plan.loc["Loyal Customers", "incremental_value"] == pytest.approx(-4.0)
+    assert plan.loc["Loyal Customers", "verdict"].endswith("≈ 4 EUR less spend per customer sent")
+    table = action_table(loyal, pd.Series("active", index=loyal.index), plan)
+    assert table.loc["Loyal Customers", "suggested action"].endswith("≈ 4 EUR less spend per customer).")
+
+
+def test_borrowed_extra_spend_is_weighted_like_the_uplift():
+    # a big segment A bought in two lifecycle stages; segment B has no campaign of its own, 3 active and 1 lapsed today
+    active = _campaign(("none", 400, 100, 50), ("gift", 400, 200, 40), prefix="A")     # +25 points, 20 − 12.5 = 7.5
+    lapsed = _campaign(("none", 400, 20, 50), ("gift", 400, 100, 30), prefix="L")      # +20 points, 7.5 − 2.5 = 5.0
+    responses = pd.concat([active, lapsed], ignore_index=True)
+    stage_then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index(["B1", "B2", "B3", "B4"])
+    segments = pd.concat([pd.Series("Champions", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    stage_today = pd.concat([stage_then, pd.Series(["active", "active", "active", "lapsed"], index=newcomers)])
+    plan = segment_offers(responses, segments, similar=stage_then, similar_today=stage_today, similar_name="lifecycle stage")
+    row = plan.loc["Promising"]
+    assert row.offer == "gift" and row.basis.startswith("customers like them")
+    assert row.uplift == pytest.approx(0.75 * 0.25 + 0.25 * 0.20)                       # 0.2375
+    # 0.75 × 7.5 + 0.25 × 5.0 = 6.875 (was 0.2375 × all responders' 17,000 / 420 = 9.61)
+    assert row.incremental_value == pytest.approx(6.875) and row.expected_value == pytest.approx(4 * 6.875)
