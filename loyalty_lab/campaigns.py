@@ -75,7 +75,8 @@ def _extra_spend(arms: pd.DataFrame) -> pd.Series:
 def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *, min_uplift: float = 0.05,
                    confidence: float = 0.95) -> pd.DataFrame:
     """Per offer type (and segment, when `segments` maps customer_id → segment at the time of sending): the
-    customers sent it and the control, both response rates, the observed uplift with its interval
+    offers sent and the control's (rows of `responses`, one per campaign and customer: a customer in two
+    campaigns counts twice), both response rates, the observed uplift with its interval
     (`uplift_interval`), the mean spend of a response with the offer, the incremental value per customer sent
     (mean spend per customer sent minus the control's, non-responders counting 0), the customers per arm a test
     needs to detect `min_uplift` over the control's rate, and a verdict."""
@@ -272,10 +273,11 @@ def customer_offers(plan: pd.DataFrame, segments: pd.Series, consent: pd.Series 
     return out
 
 # headers a marketer reads, for the tables of offer_evidence and segment_offers (rates and uplifts are shares;
-# uplift is in percentage points of response rate; values in the lab's currency)
+# uplift is in percentage points of response rate; values in the lab's currency). `sent` and `control` count offers
+# (one per campaign and customer), not customers: a customer in two campaigns is two offers
 OFFER_TABLE_LABELS = {
-    "offer": "offer", "offer_name": "offer", "sent": "customers sent it", "response_rate": "response rate",
-    "control": "customers without offer", "control_rate": "response rate without offer",
+    "offer": "offer", "offer_name": "offer", "sent": "offers sent", "response_rate": "response rate",
+    "control": "control offers (no offer)", "control_rate": "response rate without offer",
     "observed_uplift": "uplift", "uplift": "uplift", "uplift_low": "uplift, at least", "uplift_high": "uplift, at most",
     "value_per_response": "spend per response", "incremental_value": "extra spend per customer sent",
     "expected_value": "extra spend if all are sent it", "needed_per_arm": "test size per arm",

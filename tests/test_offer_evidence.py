@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from lab_helpers import merged_lab
 from loyalty_lab import LoyaltyLabError
-from loyalty_lab.campaigns import (action_table, customer_offers, offer_evidence, segment_offers, segments_when_sent)
+from loyalty_lab.campaigns import (OFFER_TABLE_LABELS, action_table, customer_offers, offer_evidence, segment_offers,
+                                   segments_when_sent)
 from loyalty_lab.config import load_settings
 from loyalty_lab.lifecycle import LifecycleRules, lifecycle_stages
 from loyalty_lab.offers import (DISCOUNT_OFFERS, NO_OFFER, OFFER_NAMES, campaign_responses, sample_size_per_arm,
@@ -261,3 +262,12 @@ def test_borrowed_extra_spend_is_weighted_like_the_uplift():
     assert row.uplift == pytest.approx(0.75 * 0.25 + 0.25 * 0.20)                       # 0.2375
     # 0.75 × 7.5 + 0.25 × 5.0 = 6.875 (was 0.2375 × all responders' 17,000 / 420 = 9.61)
     assert row.incremental_value == pytest.approx(6.875) and row.expected_value == pytest.approx(4 * 6.875)
+
+
+def test_sent_and_control_count_offers_not_customers():
+    once = _campaign(("none", 3, 1, 50), ("gift", 2, 1, 60))
+    twice = pd.concat([once, once.assign(campaign_id="K2")], ignore_index=True)  # the same 5 customers, two campaigns
+    ev = offer_evidence(twice)
+    assert ev.loc["gift", "sent"] == 4 and ev.loc["gift", "control"] == 6  # offers: 2 and 3 customers, twice each
+    # so the headers say offers, not customers
+    assert OFFER_TABLE_LABELS["sent"] == "offers sent" and OFFER_TABLE_LABELS["control"] == "control offers (no offer)"
