@@ -17,10 +17,10 @@ from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, 
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
-__all__ = ['VALUE_TIERS', 'MAX_TEST_ROUNDS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'STOPPED', 'CONTACT_COLUMNS',
-           'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence', 'history_purchase_rate',
-           'segment_offers', 'customer_offers', 'segments_when_sent', 'slug', 'segment_plan', 'action_table',
-           'pseudonymous_keys', 'private_view', 'write_exports']
+__all__ = ['VALUE_TIERS', 'MIN_BORROWED_SHARE', 'MAX_TEST_ROUNDS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'STOPPED',
+           'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence',
+           'history_purchase_rate', 'segment_offers', 'customer_offers', 'segments_when_sent', 'slug', 'segment_plan',
+           'action_table', 'pseudonymous_keys', 'private_view', 'write_exports']
 
 # %% ../notebooks/16_campaigns.ipynb #a805c6db
 VALUE_TIERS = (("Platinum", 0.05), ("Gold", 0.20), ("Silver", 0.50), ("Bronze", 1.0))  # tier, cumulative share
@@ -116,10 +116,15 @@ def history_purchase_rate(history: pd.DataFrame, window_days: float = 14) -> pd.
     rate = history.purchase_days.astype(float) / (history["T"].astype(float).clip(lower=0) + window_days)
     return 1 - np.exp(-rate * window_days)
 
+# evidence is borrowed only from groups of `similar` that hold at least this share of the segment's customers today:
+# an uplift measured on active customers alone says nothing about a segment that is 90 % churned
+MIN_BORROWED_SHARE = 0.5
+
 def _like_them(responses, similar, similar_today, members, offer_type, confidence):
     """Uplift of `offer_type` for customers like `members`: the uplift within each group of `similar` (all
     segments pooled), weighted by the members' mix of groups today; the incremental value per customer sent
-    (`_extra_spend`) weighted alike. (uplift, low, high, value), nan when not estimable."""
+    (`_extra_spend`) weighted alike. (uplift, low, high, value), nan when not estimable or when the groups with
+    evidence hold less than `MIN_BORROWED_SHARE` of the members."""
     keys = similar.astype(object).reindex(pd.Index(responses.customer_id)).fillna("(other)").astype(str)
     treated, controls = _arms(responses, keys)
     if offer_type not in treated.index.get_level_values("offer_type"):
@@ -127,7 +132,7 @@ def _like_them(responses, similar, similar_today, members, offer_type, confidenc
     g = treated.xs(offer_type, level="offer_type").join(controls).dropna(subset=["control"])
     g = g[(g.sent > 0) & (g.control > 0)]
     mix = similar_today.astype(object).reindex(members).fillna("(other)").astype(str).value_counts(normalize=True).reindex(g.index).dropna()
-    if mix.empty:
+    if mix.empty or mix.sum() < MIN_BORROWED_SHARE - 1e-9:
         return np.nan, np.nan, np.nan, np.nan
     g = g.loc[mix.index]
     w = mix / mix.sum()
@@ -136,11 +141,13 @@ def _like_them(responses, similar, similar_today, members, offer_type, confidenc
         return (*(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
                                                     g.control.iloc[0], confidence)), value)
     from scipy.stats import norm
-    p1, p0 = g.responders / g.sent, g.control_responders / g.control
-    d = float((w * (p1 - p0)).sum())
-    se = float(np.sqrt((w ** 2 * (p1 * (1 - p1) / g.sent + p0 * (1 - p0) / g.control)).sum()))
+    d = float((w * (g.responders / g.sent - g.control_responders / g.control)).sum())
+    # each group's variance by Agresti–Caffo (one response and one non-response added to each arm): a Wald variance
+    # is 0 where a rate is 0 or 1, and 2 of 2 against 0 of 2 would be "+100 points (100 to 100)"
+    a1, a0 = (g.responders + 1) / (g.sent + 2), (g.control_responders + 1) / (g.control + 2)
+    se = float(np.sqrt((w ** 2 * (a1 * (1 - a1) / (g.sent + 2) + a0 * (1 - a0) / (g.control + 2))).sum()))
     z = norm.ppf(0.5 + confidence / 2)
-    return d, d - z * se, d + z * se, value
+    return d, max(d - z * se, -1.0), min(d + z * se, 1.0), value
 
 def _best(uplift: pd.Series, value: pd.Series):
     "The offer (index) with the highest incremental value; the highest uplift where no spend is known."

@@ -271,3 +271,41 @@ def test_sent_and_control_count_offers_not_customers():
     assert ev.loc["gift", "sent"] == 4 and ev.loc["gift", "control"] == 6  # offers: 2 and 3 customers, twice each
     # so the headers say offers, not customers
     assert OFFER_TABLE_LABELS["sent"] == "offers sent" and OFFER_TABLE_LABELS["control"] == "control offers (no offer)"
+
+
+def _two_stages(active, lapsed, today):
+    """Campaign customers in segment Champions, in the stages 'active' and 'lapsed' when sent (arms as `_campaign`'s);
+    segment Promising: customers without campaigns, whose stages today are `today`."""
+    responses = pd.concat([_campaign(*active, prefix="A"), _campaign(*lapsed, prefix="L")], ignore_index=True)
+    then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index([f"P{i}" for i in range(len(today))])
+    segments = pd.concat([pd.Series("Champions", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    stages_today = pd.concat([then, pd.Series(today, index=newcomers)])
+    return segment_offers(responses, segments, similar=then, similar_today=stages_today, similar_name="lifecycle stage")
+
+
+def test_borrowed_interval_is_not_zero_wide_where_rates_are_0_or_1():
+    # in each stage both treated customers respond and neither control does: Wald's variance would be 0, "(100 to 100)"
+    plan = _two_stages([("none", 2, 0, 10), ("gift", 2, 2, 10)], [("none", 2, 0, 10), ("gift", 2, 2, 10)],
+                       ["active", "lapsed"])
+    row = plan.loc["Promising"]
+    # Agresti–Caffo per stage: 3/4 against 1/4, variance 2 × (3/4 · 1/4) / 4 = 0.09375; weights ½ and ½:
+    # se = √(¼ · 0.09375 · 2) = 0.216506; 1 − 1.959964 × 0.216506 = 0.575655; the upper end stops at +100 points
+    assert row.offer == "gift" and row.uplift == pytest.approx(1.0)
+    assert row.uplift_low == pytest.approx(0.575655, abs=1e-6) and row.uplift_high == pytest.approx(1.0)
+    assert "by 100.0 points of response rate (57.6 to 100.0)" in row.verdict, row.verdict
+
+
+def test_borrowed_evidence_needs_half_the_segment_in_groups_that_have_it():
+    # evidence only among active customers (no lapsed customer got a campaign)
+    active = [("none", 200, 20, 50), ("gift", 200, 100, 50)]
+    nobody_lapsed = [("none", 0, 0, 50)]
+    # 9 of 10 lapsed today: the active customers' +40 points are not theirs; a sized test instead
+    mostly_lapsed = _two_stages(active, nobody_lapsed, ["active"] + ["lapsed"] * 9).loc["Promising"]
+    assert mostly_lapsed.offer == NO_OFFER and mostly_lapsed.basis == "no evidence yet"
+    assert mostly_lapsed.verdict.startswith("no evidence yet: test a gift vs no offer on "), mostly_lapsed.verdict
+    # half of them active: just enough, the one stage's interval (Newcombe) is borrowed
+    half = _two_stages(active, nobody_lapsed, ["active"] * 5 + ["lapsed"] * 5).loc["Promising"]
+    d, low, high = uplift_interval(100, 200, 20, 200)
+    assert half.offer == "gift" and half.basis.startswith("customers like them")
+    assert (half.uplift, half.uplift_low, half.uplift_high) == pytest.approx((0.4, float(low), float(high)))
