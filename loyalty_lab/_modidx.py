@@ -33,6 +33,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'loyalty_lab.campaigns._no_discounts': ('campaigns.html#_no_discounts', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns._offer_sentence': ( 'campaigns.html#_offer_sentence',
                                                                                   'loyalty_lab/campaigns.py'),
+                                       'loyalty_lab.campaigns._ranked': ('campaigns.html#_ranked', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns._spend_text': ('campaigns.html#_spend_text', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.action_table': ('campaigns.html#action_table', 'loyalty_lab/campaigns.py'),
                                        'loyalty_lab.campaigns.clv_deciles': ('campaigns.html#clv_deciles', 'loyalty_lab/campaigns.py'),

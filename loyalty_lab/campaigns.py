@@ -153,6 +153,13 @@ def _best(uplift: pd.Series, value: pd.Series):
     "The offer (index) with the highest incremental value; the highest uplift where no spend is known."
     return value.idxmax() if value.notna().any() else uplift.idxmax()
 
+def _ranked(*estimates: dict) -> list:
+    "Offer types by the first of `estimates` (offer type → value) that has any value, best first, ties by name."
+    for estimate in estimates:
+        if known := {t: float(v) for t, v in estimate.items() if pd.notna(v)}:
+            return sorted(known, key=lambda t: (-known[t], t))
+    return []
+
 def _spend_text(value: float, unit: str = "") -> str:
     "'≈ 6 EUR more spend' or, where the offer lowers spend (a price cut paid to would-be buyers), '≈ 3 EUR less spend'."
     return f"≈ {abs(value):,.0f}{unit} {'less' if round(value) < 0 else 'more'} spend"
@@ -192,6 +199,8 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
     pool_text = f"customers like them (same {similar_name}, all segments)" if similar is not None else "all customers pooled"
     unit = f" {currency}" if currency else ""
     history_rate = history_purchase_rate(history, window) if history is not None else None
+    treated = responses[responses.group != "control"] if has_campaigns else None
+    all_rates = treated.groupby("offer_type").responded.mean() if has_campaigns else pd.Series(dtype=float)
     actions = pd.Series(actions if actions is not None else {}, dtype=object)
     rows = []
     segments = segments.astype(object)
@@ -239,12 +248,15 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                               f"{100 * row['uplift_high']:.1f}), {_spend_text(row['incremental_value'], unit)} "
                               "per customer sent")
         else:
-            # the most promising offer: the highest point estimate, borrowed where the segment's own is thin
-            guess = {t: v[0] for t, v in like.items() if not np.isnan(v[0])} or \
-                    {t: mine.observed_uplift[t] for t in allowed if t in mine.index}
-            a = max(guess, key=guess.get) if guess else (allowed[0] if allowed else None)
-            runner_up = sorted(guess, key=guess.get, reverse=True)[1:2] if guess else []
-            b = NO_OFFER if has_control or not has_campaigns else (runner_up[0] if runner_up else NO_OFFER)
+            # the most promising offer: the highest point estimate of uplift, borrowed where the segment's own is
+            # thin; where no uplift is known (no control group) the highest response rate, the segment's own or else
+            # all customers', tested against the runner-up
+            rates = mine.response_rate if len(mine) else all_rates
+            ranked = _ranked({t: v[0] for t, v in like.items()},
+                             {t: mine.observed_uplift[t] for t in allowed if t in mine.index},
+                             {t: rates[t] for t in allowed if t in rates.index})
+            a = ranked[0] if ranked else (allowed[0] if allowed else None)
+            b = NO_OFFER if has_control or not has_campaigns else (ranked[1] if len(ranked) > 1 else NO_OFFER)
             why = ("no campaign has been sent yet" if not has_campaigns else
                    "the campaigns had no control group, so no uplift can be measured" if not has_control else
                    f"no offer beat no offer for this segment or {pool_text}" if not small else

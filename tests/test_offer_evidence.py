@@ -309,3 +309,24 @@ def test_borrowed_evidence_needs_half_the_segment_in_groups_that_have_it():
     d, low, high = uplift_interval(100, 200, 20, 200)
     assert half.offer == "gift" and half.basis.startswith("customers like them")
     assert (half.uplift, half.uplift_low, half.uplift_high) == pytest.approx((0.4, float(low), float(high)))
+
+
+def _history(customers, purchase_days=3, T=200.0, time_unit="D"):
+    "A `summarize`-shaped history: every customer with `purchase_days` purchase days over `T` (in `time_unit`)."
+    out = pd.DataFrame({"purchase_days": purchase_days, "T": T}, index=pd.Index(customers, name="customer_id"))
+    out.attrs["time_unit"] = time_unit
+    return out
+
+
+def test_without_a_control_group_the_best_two_response_rates_are_tested():
+    # no control group: response rates free delivery 2 %, a gift 61 %, 20 % off 30 % (not alphabetical: free delivery)
+    responses = _campaign(("free_delivery", 100, 2, 50), ("gift", 100, 61, 50), ("percent_discount", 100, 30, 50))
+    segments = pd.Series("Loyal Customers", index=responses.customer_id)
+    plan = segment_offers(responses, segments, history=_history(segments.index))
+    assert plan.loc["Loyal Customers", "test"] == "a gift vs 20 % off"
+    assert plan.loc["Loyal Customers", "verdict"].startswith("no evidence yet: test a gift vs 20 % off on ")
+    # a segment without campaigns of its own: all customers' response rates
+    newcomers = pd.Series("New Customers", index=["N1", "N2"])
+    both = pd.concat([segments, newcomers])
+    plan = segment_offers(responses, both, history=_history(both.index))
+    assert plan.test.to_dict() == {"Loyal Customers": "a gift vs 20 % off", "New Customers": "a gift vs 20 % off"}
