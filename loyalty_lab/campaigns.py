@@ -263,8 +263,11 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
                    f"neither this segment's campaigns nor {pool_text} show an offer beating no offer")
             rounds = int(np.ceil(2 * needed / max(customers, 1)))  # campaigns the segment alone would need
             row["test"] = f"{offer_name(a) if a else 'an offer'} vs {offer_name(b)}"
+            detect = (f"{min_uplift * 100:+.0f} points over {baseline_text}" if baseline + min_uplift <= 1 + 1e-9 else
+                      f"a {min_uplift * 100:.0f}-point change from {baseline_text}, downward since "
+                      f"{min_uplift * 100:+.0f} would pass 100 %")  # as sample_size_per_arm sizes it
             row["verdict"] = (f"no evidence yet: test {row['test']} on {2 * needed:,} customers ({needed:,} per arm, to "
-                              f"detect {min_uplift * 100:+.0f} points over {baseline_text}; α = 0.05, power 0.8); {why}. "
+                              f"detect {detect}; α = 0.05, power 0.8); {why}. "
                               f"The segment has {customers:,} customer{'s' if customers != 1 else ''}: " +
                               ("enough for the test" if rounds <= 1 else
                                f"not enough on its own (repeat it over {rounds} campaigns, or join similar segments)"

@@ -330,3 +330,25 @@ def test_without_a_control_group_the_best_two_response_rates_are_tested():
     both = pd.concat([segments, newcomers])
     plan = segment_offers(responses, both, history=_history(both.index))
     assert plan.test.to_dict() == {"Loyal Customers": "a gift vs 20 % off", "New Customers": "a gift vs 20 % off"}
+
+
+def test_test_size_near_a_full_baseline_is_sized_downward():
+    # +5 points over 97 % would pass 100 %: the same difference downward, 97 % → 92 %:
+    # (1.95996·√(2·0.945·0.055) + 0.84162·√(0.0291 + 0.0736))² / 0.05² = 325.2 → 326, the mirror image of 3 % → 8 %
+    assert sample_size_per_arm(0.97, 0.05) == sample_size_per_arm(0.03, 0.05) == 326
+    # 99.9 %: was an OverflowError; 99.9 % → 94.9 % is 0.1 % → 5.1 % mirrored
+    assert sample_size_per_arm(0.999, 0.05) == sample_size_per_arm(0.001, 0.05) == 158
+    # 95 % → 100 % still fits upward: (1.95996·√(2·0.975·0.025) + 0.84162·√0.0475)² / 0.05² = 151.9 → 152
+    assert sample_size_per_arm(0.95, 0.05) == 152
+    assert sample_size_per_arm(np.array([0.10, 0.97, 1.0]), 0.05).tolist() == [686, 326, 152]
+    with pytest.raises(LoyaltyLabError, match=r"60 points in response rate can go neither up nor down from a baseline of 50%"):
+        sample_size_per_arm(0.5, 0.6)
+    # a segment whose customers nearly all buy within 14 days gets a test sized that way, and says so
+    buyers = pd.Index([f"B{i}" for i in range(50)])
+    history = _history(buyers, purchase_days=100, T=100.0)            # 1 − exp(−14 · 100 / 114) = 0.99999
+    plan = segment_offers(None, pd.Series("Champions", index=buyers), history=history)
+    row = plan.loc["Champions"]
+    assert row.baseline == pytest.approx(1 - np.exp(-14 * 100 / 114)) and row.needed_per_arm == 152
+    assert row.verdict.startswith("no evidence yet: test an offer vs no offer on 304 customers (152 per arm, to detect a "
+                                  "5-point change from the 100% 14-day purchase rate from its history, downward since +5 "
+                                  "would pass 100 %; α = 0.05, power 0.8); no campaign has been sent yet."), row.verdict
