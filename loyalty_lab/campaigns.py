@@ -59,12 +59,14 @@ def _arms(responses: pd.DataFrame, keys: pd.Series) -> tuple[pd.DataFrame, pd.Da
     """Per key and offer type, the treated counts; per key, the control counts: offers sent (rows), responders and
     the responders' total spend (non-responders count 0)."""
     r = responses.assign(_key=keys.to_numpy(), _spend=responses.response_spend.where(responses.responded, 0.0)
-                         if "response_spend" in responses else 0.0)
+                         if "response_spend" in responses else np.nan)
     control = r.group == "control"
     treated = r[~control].groupby(["_key", "offer_type"]).agg(sent=("responded", "size"), responders=("responded", "sum"),
                                                              spend=("_spend", "sum"))
     controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"),
                                               control_spend=("_spend", "sum"))
+    if "response_spend" not in responses:  # spend unknown, not 0 (a sum of nothing would say 0)
+        treated["spend"], controls["control_spend"] = np.nan, np.nan
     return treated, controls
 
 def _extra_spend(arms: pd.DataFrame) -> pd.Series:
@@ -79,7 +81,8 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
     campaigns counts twice), both response rates, the observed uplift with its interval
     (`uplift_interval`), the mean spend of a response with the offer, the incremental value per customer sent
     (mean spend per customer sent minus the control's, non-responders counting 0), the customers per arm a test
-    needs to detect `min_uplift` over the control's rate, and a verdict."""
+    needs to detect `min_uplift` over the control's rate, and a verdict. Without a `response_spend` column the two
+    spend columns are NaN."""
     columns = ["offer", "sent", "response_rate", "control", "control_rate", "observed_uplift", "uplift_low", "uplift_high",
                "value_per_response", "incremental_value", "needed_per_arm", "verdict"]
     if responses is None or responses.empty or not (responses.group != "control").any():
@@ -160,9 +163,12 @@ def _ranked(*estimates: dict) -> list:
             return sorted(known, key=lambda t: (-known[t], t))
     return []
 
-def _spend_text(value: float, unit: str = "") -> str:
-    "'≈ 6 EUR more spend' or, where the offer lowers spend (a price cut paid to would-be buyers), '≈ 3 EUR less spend'."
-    return f"≈ {abs(value):,.0f}{unit} {'less' if round(value) < 0 else 'more'} spend"
+def _spend_text(value: float, unit: str = "", per: str = "per customer sent") -> str:
+    """', ≈ 6 EUR more spend per customer sent' or, where the offer lowers spend (a price cut paid to would-be
+    buyers), ', ≈ 3 EUR less spend …'; nothing where the spend is unknown (responses without response_spend)."""
+    if pd.isna(value):
+        return ""
+    return f", ≈ {abs(value):,.0f}{unit} {'less' if round(value) < 0 else 'more'} spend {per}"
 
 def _no_discounts(action: str) -> bool:
     "True where the segment's action text rules discounts out ('no discounts needed')."
@@ -184,7 +190,9 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
     all customers pooled, and `similar_today` the same grouping today (default `similar`); `history`: `summarize`
     output, for test sizes where no control group measured a response rate; `actions`: segment → action text
     (an offer that lowers the price goes to a segment saying "no discounts" only on its own evidence).
-    Intervals are at `confidence` adjusted for the number of offer types compared (Bonferroni)."""
+    Intervals are at `confidence` adjusted for the number of offer types compared (Bonferroni). Without a
+    `response_spend` column in `responses` the values are NaN, the best offer is the one with the highest uplift
+    and the verdicts leave the money out."""
     has_campaigns = responses is not None and len(responses) > 0 and (responses.group != "control").any()
     has_control = has_campaigns and (responses.group == "control").any()
     window = window_days or (responses.attrs.get("window_days", 14) if responses is not None else 14)
@@ -245,8 +253,7 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
             row["expected_value"] = row["incremental_value"] * customers
             row["verdict"] = (f"send {offer_name(row['offer'])}: it beats no offer for {row['basis']} by "
                               f"{100 * row['uplift']:.1f} points of response rate ({100 * row['uplift_low']:.1f} to "
-                              f"{100 * row['uplift_high']:.1f}), {_spend_text(row['incremental_value'], unit)} "
-                              "per customer sent")
+                              f"{100 * row['uplift_high']:.1f}){_spend_text(row['incremental_value'], unit)}")
         else:
             # the most promising offer: the highest point estimate of uplift, borrowed where the segment's own is
             # thin; where no uplift is known (no control group) the highest response rate, the segment's own or else
@@ -345,8 +352,8 @@ def segment_plan(segment: str, stage: str) -> tuple[str, str]:
 def _offer_sentence(row, currency: str = "") -> str:
     if row.offer == NO_OFFER:  # the Offers section gives the reason and the sizing in full
         return f"No evidence yet: test {row.test} on {2 * row.needed_per_arm:,} customers (see the Offers section)."
-    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
-            f"{_spend_text(row.incremental_value, ' ' + currency if currency else '')} per customer).")
+    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}"
+            f"{_spend_text(row.incremental_value, ' ' + currency if currency else '', 'per customer')}).")
 
 STOPPED = ("lapsed", "churned")
 

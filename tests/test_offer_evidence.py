@@ -352,3 +352,31 @@ def test_test_size_near_a_full_baseline_is_sized_downward():
     assert row.verdict.startswith("no evidence yet: test an offer vs no offer on 304 customers (152 per arm, to detect a "
                                   "5-point change from the 100% 14-day purchase rate from its history, downward since +5 "
                                   "would pass 100 %; α = 0.05, power 0.8); no campaign has been sent yet."), row.verdict
+
+
+def test_without_response_spend_values_are_unknown_and_verdicts_leave_money_out():
+    responses = pd.concat([_campaign(("none", 400, 40, 0), ("gift", 400, 120, 0), ("points_multiplier", 400, 80, 0),
+                                     prefix="A"),
+                           _campaign(("none", 400, 40, 0), ("gift", 400, 120, 0), prefix="L")],
+                          ignore_index=True).drop(columns="response_spend")
+    ev = offer_evidence(responses)
+    assert ev.value_per_response.isna().all() and ev.incremental_value.isna().all()
+    assert ev.loc["gift", "observed_uplift"] == pytest.approx(0.2) and ev.loc["gift", "verdict"] == "beats no offer"
+    # the big segment decides on its own campaigns (highest uplift: the gift); the 4 newcomers borrow (the old code
+    # raised an AttributeError there, looking for response_spend)
+    then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index(["N1", "N2", "N3", "N4"])
+    segments = pd.concat([pd.Series("Loyal Customers", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    today = pd.concat([then, pd.Series(["active", "active", "lapsed", "lapsed"], index=newcomers)])
+    plan = segment_offers(responses, segments, similar=then, similar_today=today, similar_name="lifecycle stage",
+                          currency="EUR")
+    assert plan.offer.to_dict() == {"Loyal Customers": "gift", "Promising": "gift"}
+    assert plan.incremental_value.isna().all() and plan.expected_value.isna().all()
+    assert plan.loc["Loyal Customers", "verdict"] == ("send a gift: it beats no offer for this segment's campaigns by "
+                                                      f"20.0 points of response rate ({100 * plan.loc['Loyal Customers', 'uplift_low']:.1f} "
+                                                      f"to {100 * plan.loc['Loyal Customers', 'uplift_high']:.1f})")
+    assert plan.loc["Promising", "verdict"].startswith("send a gift: it beats no offer for customers like them")
+    assert not plan.verdict.str.contains("≈|nan").any(), plan.verdict.tolist()
+    table = action_table(segments, today, plan)
+    assert table.loc["Promising", "suggested action"] == ("Offer: a gift (+20 points of response rate over no offer for "
+                                                          "customers like them (same lifecycle stage, all segments)).")
