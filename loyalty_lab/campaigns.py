@@ -14,6 +14,7 @@ import pandas as pd
 from .core import LoyaltyLabError
 from .lifecycle import CONTACT_PLAYBOOK
 from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, uplift_interval
+from .summary import TIME_UNITS
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
@@ -113,10 +114,18 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
 def history_purchase_rate(history: pd.DataFrame, window_days: float = 14) -> pd.Series:
     """Each customer's chance of buying within `window_days`, from their own history (`summarize` output):
     purchase days over the days observed, as a Poisson rate. The baseline a test is sized on where no
-    control group measured it."""
+    control group measured it. `T` is in the summary's time unit (`attrs["time_unit"]`, as `summarize` records
+    it: days or weeks), converted to days."""
     if missing := {"purchase_days", "T"} - set(history.columns):
         raise LoyaltyLabError(f"offers: the purchase history lacks {', '.join(sorted(missing))}; pass the table summarize() returns")
-    rate = history.purchase_days.astype(float) / (history["T"].astype(float).clip(lower=0) + window_days)
+    unit = history.attrs.get("time_unit")
+    if unit not in TIME_UNITS:
+        said = "records no time unit" if unit is None else f"is in time unit {unit!r}, which the lab does not know"
+        raise LoyaltyLabError(f"offers: the purchase history {said} (attrs['time_unit'] of its T); pass the table "
+                              f"summarize() returns, or set attrs['time_unit'] to one of {', '.join(map(repr, TIME_UNITS))} "
+                              "(days, weeks)")
+    days = history["T"].astype(float).clip(lower=0) * TIME_UNITS[unit]
+    rate = history.purchase_days.astype(float) / (days + window_days)
     return 1 - np.exp(-rate * window_days)
 
 # evidence is borrowed only from groups of `similar` that hold at least this share of the segment's customers today:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from lab_helpers import merged_lab
 from loyalty_lab import LoyaltyLabError
-from loyalty_lab.campaigns import (OFFER_TABLE_LABELS, action_table, customer_offers, offer_evidence, segment_offers,
-                                   segments_when_sent)
+from loyalty_lab.campaigns import (OFFER_TABLE_LABELS, action_table, customer_offers, history_purchase_rate, offer_evidence,
+                                   segment_offers, segments_when_sent)
 from loyalty_lab.config import load_settings
 from loyalty_lab.lifecycle import LifecycleRules, lifecycle_stages
 from loyalty_lab.offers import (DISCOUNT_OFFERS, NO_OFFER, OFFER_NAMES, campaign_responses, sample_size_per_arm,
@@ -380,3 +380,27 @@ def test_without_response_spend_values_are_unknown_and_verdicts_leave_money_out(
     table = action_table(segments, today, plan)
     assert table.loc["Promising", "suggested action"] == ("Offer: a gift (+20 points of response rate over no offer for "
                                                           "customers like them (same lifecycle stage, all segments)).")
+
+
+def test_purchase_rate_from_a_weekly_summary_is_the_daily_one():
+    lines = pd.DataFrame({"customer_id": ["A", "A", "B"], "amount": [10.0, 20.0, 5.0],
+                          "ts": pd.to_datetime(["2024-01-01", "2024-01-15", "2024-01-08"])})
+    daily = summarize(lines, "2024-01-29", time_unit="D", order_id=None)
+    weekly = summarize(lines, "2024-01-29", time_unit="W", order_id=None)
+    assert weekly["T"].tolist() == [4.0, 3.0] and weekly.attrs["time_unit"] == "W"
+    # A: 2 purchase days over 28 + 14 days → 1 − exp(−14 · 2/42) = 0.486583; B: 1 over 21 + 14 → 1 − exp(−0.4) = 0.329680
+    # (weeks taken for days gave 2/(4 + 14) → 0.789 and 1/(3 + 14) → 0.561)
+    expected = [1 - np.exp(-2 / 3), 1 - np.exp(-0.4)]
+    assert history_purchase_rate(daily).tolist() == pytest.approx(expected)
+    assert history_purchase_rate(weekly).tolist() == pytest.approx(expected)
+    segments = pd.Series("Champions", index=["A", "B"])
+    assert segment_offers(None, segments, history=weekly).loc["Champions", "baseline"] == pytest.approx(np.mean(expected))
+    # a unit the lab does not know, or none recorded, is refused in words
+    monthly = weekly.copy()
+    monthly.attrs["time_unit"] = "M"
+    with pytest.raises(LoyaltyLabError, match=r"time unit 'M', which the lab does not know .*'D', 'W'"):
+        segment_offers(None, segments, history=monthly)
+    bare = pd.DataFrame(weekly)
+    bare.attrs = {}
+    with pytest.raises(LoyaltyLabError, match=r"records no time unit"):
+        history_purchase_rate(bare)
