@@ -14,13 +14,14 @@ import pandas as pd
 from .core import LoyaltyLabError
 from .lifecycle import CONTACT_PLAYBOOK
 from .offers import DISCOUNT_OFFERS, NO_OFFER, offer_name, sample_size_per_arm, uplift_interval
+from .summary import TIME_UNITS
 from .view360 import private_columns, pseudonymous_key
 
 # %% auto #0
-__all__ = ['VALUE_TIERS', 'MAX_TEST_ROUNDS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'STOPPED', 'CONTACT_COLUMNS',
-           'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence', 'history_purchase_rate',
-           'segment_offers', 'customer_offers', 'segments_when_sent', 'slug', 'segment_plan', 'action_table',
-           'pseudonymous_keys', 'private_view', 'write_exports']
+__all__ = ['VALUE_TIERS', 'MIN_BORROWED_SHARE', 'MAX_TEST_ROUNDS', 'OFFER_TABLE_LABELS', 'GOALS', 'SEGMENT_PLANS', 'STOPPED',
+           'CONTACT_COLUMNS', 'value_tiers', 'clv_deciles', 'offer_by_segment', 'offer_evidence',
+           'history_purchase_rate', 'segment_offers', 'customer_offers', 'segments_when_sent', 'slug', 'segment_plan',
+           'action_table', 'pseudonymous_keys', 'private_view', 'write_exports']
 
 # %% ../notebooks/16_campaigns.ipynb #a805c6db
 VALUE_TIERS = (("Platinum", 0.05), ("Gold", 0.20), ("Silver", 0.50), ("Bronze", 1.0))  # tier, cumulative share
@@ -56,22 +57,33 @@ def offer_by_segment(recommended: pd.Series, segments: pd.Series) -> pd.DataFram
     return shares
 
 def _arms(responses: pd.DataFrame, keys: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per key and offer type, the treated counts; per key, the control counts (responders and their spend)."
+    """Per key and offer type, the treated counts; per key, the control counts: offers sent (rows), responders and
+    the responders' total spend (non-responders count 0)."""
     r = responses.assign(_key=keys.to_numpy(), _spend=responses.response_spend.where(responses.responded, 0.0)
-                         if "response_spend" in responses else 0.0)
+                         if "response_spend" in responses else np.nan)
     control = r.group == "control"
     treated = r[~control].groupby(["_key", "offer_type"]).agg(sent=("responded", "size"), responders=("responded", "sum"),
                                                              spend=("_spend", "sum"))
-    controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"))
+    controls = r[control].groupby("_key").agg(control=("responded", "size"), control_responders=("responded", "sum"),
+                                              control_spend=("_spend", "sum"))
+    if "response_spend" not in responses:  # spend unknown, not 0 (a sum of nothing would say 0)
+        treated["spend"], controls["control_spend"] = np.nan, np.nan
     return treated, controls
+
+def _extra_spend(arms: pd.DataFrame) -> pd.Series:
+    """Incremental value per customer sent: the treated arm's mean spend per customer sent minus the control's per
+    customer (non-responders count 0), so a price cut's lower spend per buyer counts, not only its extra buyers."""
+    return arms.spend / arms.sent.where(arms.sent > 0) - arms.control_spend / arms.control.where(arms.control > 0)
 
 def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *, min_uplift: float = 0.05,
                    confidence: float = 0.95) -> pd.DataFrame:
     """Per offer type (and segment, when `segments` maps customer_id → segment at the time of sending): the
-    customers sent it and the control, both response rates, the observed uplift with its interval
-    (`uplift_interval`), the mean spend of a response, the expected incremental value per customer sent
-    (uplift × that spend), the customers per arm a test needs to detect `min_uplift` over the control's rate,
-    and a verdict."""
+    offers sent and the control's (rows of `responses`, one per campaign and customer: a customer in two
+    campaigns counts twice), both response rates, the observed uplift with its interval
+    (`uplift_interval`), the mean spend of a response with the offer, the incremental value per customer sent
+    (mean spend per customer sent minus the control's, non-responders counting 0), the customers per arm a test
+    needs to detect `min_uplift` over the control's rate, and a verdict. Without a `response_spend` column the two
+    spend columns are NaN."""
     columns = ["offer", "sent", "response_rate", "control", "control_rate", "observed_uplift", "uplift_low", "uplift_high",
                "value_per_response", "incremental_value", "needed_per_arm", "verdict"]
     if responses is None or responses.empty or not (responses.group != "control").any():
@@ -80,17 +92,13 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
             else pd.Series("all customers", index=responses.index))
     treated, controls = _arms(responses, keys)
     table = treated.join(controls, on="_key").fillna({"control": 0, "control_responders": 0})
-    responders = responses.responded.astype(bool)
-    spend = responses.response_spend[responders] if "response_spend" in responses else pd.Series(dtype=float)
-    by_key = spend.groupby(keys.to_numpy()[responders.to_numpy()]).mean() if len(spend) else pd.Series(dtype=float)
-    overall = float(spend.mean()) if len(spend) else np.nan
-    table["value_per_response"] = table.index.get_level_values("_key").map(by_key).fillna(overall).to_numpy(float)
+    table["value_per_response"] = table.spend / table.responders.where(table.responders > 0)
+    table["incremental_value"] = _extra_spend(table)
     d, low, high = uplift_interval(table.responders, table.sent, table.control_responders, table.control, confidence)
     table = table.assign(offer=[offer_name(t) for t in table.index.get_level_values("offer_type")],
                          response_rate=table.responders / table.sent,
                          control_rate=table.control_responders / table.control.where(table.control > 0),
                          observed_uplift=d, uplift_low=low, uplift_high=high)
-    table["incremental_value"] = table.observed_uplift * table.value_per_response
     needed = np.where(table.control > 0, sample_size_per_arm(table.control_rate.fillna(0), min_uplift), np.nan)
     enough = np.minimum(table.sent, table.control) >= needed  # False where there is no control
     table["needed_per_arm"] = pd.Series(needed, index=table.index).astype("Int64")
@@ -106,35 +114,70 @@ def offer_evidence(responses: pd.DataFrame, segments: pd.Series | None = None, *
 def history_purchase_rate(history: pd.DataFrame, window_days: float = 14) -> pd.Series:
     """Each customer's chance of buying within `window_days`, from their own history (`summarize` output):
     purchase days over the days observed, as a Poisson rate. The baseline a test is sized on where no
-    control group measured it."""
+    control group measured it. `T` is in the summary's time unit (`attrs["time_unit"]`, as `summarize` records
+    it: days or weeks), converted to days."""
     if missing := {"purchase_days", "T"} - set(history.columns):
         raise LoyaltyLabError(f"offers: the purchase history lacks {', '.join(sorted(missing))}; pass the table summarize() returns")
-    rate = history.purchase_days.astype(float) / (history["T"].astype(float).clip(lower=0) + window_days)
+    unit = history.attrs.get("time_unit")
+    if unit not in TIME_UNITS:
+        said = "records no time unit" if unit is None else f"is in time unit {unit!r}, which the lab does not know"
+        raise LoyaltyLabError(f"offers: the purchase history {said} (attrs['time_unit'] of its T); pass the table "
+                              f"summarize() returns, or set attrs['time_unit'] to one of {', '.join(map(repr, TIME_UNITS))} "
+                              "(days, weeks)")
+    days = history["T"].astype(float).clip(lower=0) * TIME_UNITS[unit]
+    rate = history.purchase_days.astype(float) / (days + window_days)
     return 1 - np.exp(-rate * window_days)
+
+# evidence is borrowed only from groups of `similar` that hold at least this share of the segment's customers today:
+# an uplift measured on active customers alone says nothing about a segment that is 90 % churned
+MIN_BORROWED_SHARE = 0.5
 
 def _like_them(responses, similar, similar_today, members, offer_type, confidence):
     """Uplift of `offer_type` for customers like `members`: the uplift within each group of `similar` (all
-    segments pooled), weighted by the members' mix of groups today. (uplift, low, high), nan when not estimable."""
+    segments pooled), weighted by the members' mix of groups today; the incremental value per customer sent
+    (`_extra_spend`) weighted alike. (uplift, low, high, value), nan when not estimable or when the groups with
+    evidence hold less than `MIN_BORROWED_SHARE` of the members."""
     keys = similar.astype(object).reindex(pd.Index(responses.customer_id)).fillna("(other)").astype(str)
     treated, controls = _arms(responses, keys)
     if offer_type not in treated.index.get_level_values("offer_type"):
-        return np.nan, np.nan, np.nan
-    g = treated.xs(offer_type, level="offer_type").join(controls).dropna()
+        return np.nan, np.nan, np.nan, np.nan
+    g = treated.xs(offer_type, level="offer_type").join(controls).dropna(subset=["control"])
     g = g[(g.sent > 0) & (g.control > 0)]
     mix = similar_today.astype(object).reindex(members).fillna("(other)").astype(str).value_counts(normalize=True).reindex(g.index).dropna()
-    if mix.empty:
-        return np.nan, np.nan, np.nan
+    if mix.empty or mix.sum() < MIN_BORROWED_SHARE - 1e-9:
+        return np.nan, np.nan, np.nan, np.nan
     g = g.loc[mix.index]
-    if len(g) == 1:  # one group: the same interval as the evidence table's
-        return tuple(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
-                                                      g.control.iloc[0], confidence))
-    from scipy.stats import norm
     w = mix / mix.sum()
-    p1, p0 = g.responders / g.sent, g.control_responders / g.control
-    d = float((w * (p1 - p0)).sum())
-    se = float(np.sqrt((w ** 2 * (p1 * (1 - p1) / g.sent + p0 * (1 - p0) / g.control)).sum()))
+    value = float((w * _extra_spend(g)).sum(min_count=1))
+    if len(g) == 1:  # one group: the same interval as the evidence table's
+        return (*(float(v) for v in uplift_interval(g.responders.iloc[0], g.sent.iloc[0], g.control_responders.iloc[0],
+                                                    g.control.iloc[0], confidence)), value)
+    from scipy.stats import norm
+    d = float((w * (g.responders / g.sent - g.control_responders / g.control)).sum())
+    # each group's variance by Agresti–Caffo (one response and one non-response added to each arm): a Wald variance
+    # is 0 where a rate is 0 or 1, and 2 of 2 against 0 of 2 would be "+100 points (100 to 100)"
+    a1, a0 = (g.responders + 1) / (g.sent + 2), (g.control_responders + 1) / (g.control + 2)
+    se = float(np.sqrt((w ** 2 * (a1 * (1 - a1) / (g.sent + 2) + a0 * (1 - a0) / (g.control + 2))).sum()))
     z = norm.ppf(0.5 + confidence / 2)
-    return d, d - z * se, d + z * se
+    return d, max(d - z * se, -1.0), min(d + z * se, 1.0), value
+
+def _best(uplift: pd.Series, value: pd.Series):
+    "The offer (index) with the highest incremental value; the highest uplift where no spend is known."
+    return value.idxmax() if value.notna().any() else uplift.idxmax()
+
+def _ranked(*estimates: dict) -> list:
+    "Offer types by the first of `estimates` (offer type → value) that has any value, best first, ties by name."
+    for estimate in estimates:
+        if known := {t: float(v) for t, v in estimate.items() if pd.notna(v)}:
+            return sorted(known, key=lambda t: (-known[t], t))
+    return []
+
+def _spend_text(value: float, unit: str = "", per: str = "per customer sent") -> str:
+    """', ≈ 6 EUR more spend per customer sent' or, where the offer lowers spend (a price cut paid to would-be
+    buyers), ', ≈ 3 EUR less spend …'; nothing where the spend is unknown (responses without response_spend)."""
+    if pd.isna(value):
+        return ""
+    return f", ≈ {abs(value):,.0f}{unit} {'less' if round(value) < 0 else 'more'} spend {per}"
 
 def _no_discounts(action: str) -> bool:
     "True where the segment's action text rules discounts out ('no discounts needed')."
@@ -156,7 +199,9 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
     all customers pooled, and `similar_today` the same grouping today (default `similar`); `history`: `summarize`
     output, for test sizes where no control group measured a response rate; `actions`: segment → action text
     (an offer that lowers the price goes to a segment saying "no discounts" only on its own evidence).
-    Intervals are at `confidence` adjusted for the number of offer types compared (Bonferroni)."""
+    Intervals are at `confidence` adjusted for the number of offer types compared (Bonferroni). Without a
+    `response_spend` column in `responses` the values are NaN, the best offer is the one with the highest uplift
+    and the verdicts leave the money out."""
     has_campaigns = responses is not None and len(responses) > 0 and (responses.group != "control").any()
     has_control = has_campaigns and (responses.group == "control").any()
     window = window_days or (responses.attrs.get("window_days", 14) if responses is not None else 14)
@@ -171,6 +216,8 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
     pool_text = f"customers like them (same {similar_name}, all segments)" if similar is not None else "all customers pooled"
     unit = f" {currency}" if currency else ""
     history_rate = history_purchase_rate(history, window) if history is not None else None
+    treated = responses[responses.group != "control"] if has_campaigns else None
+    all_rates = treated.groupby("offer_type").responded.mean() if has_campaigns else pd.Series(dtype=float)
     actions = pd.Series(actions if actions is not None else {}, dtype=object)
     rows = []
     segments = segments.astype(object)
@@ -194,47 +241,49 @@ def segment_offers(responses: pd.DataFrame | None, segments: pd.Series, *, evide
         row = {"segment": name, "customers": customers, "offer": NO_OFFER, "basis": "no evidence yet", "uplift": np.nan,
                "uplift_low": np.nan, "uplift_high": np.nan, "incremental_value": np.nan, "expected_value": np.nan,
                "test": "", "needed_per_arm": needed, "baseline": baseline}
-        value = float(mine.value_per_response.iloc[0]) if len(mine) else np.nan
         beats = mine[mine.verdict == "beats no offer"] if has_control else mine.iloc[:0]
         small = len(mine) == 0 or bool((np.minimum(mine.sent, mine.control) < needed).all())
         like = {}
         if has_control and small:
             for t in allowed:
-                d, low, high = _like_them(responses, pool, pool_today, members, t, confidence)
+                evidence = _like_them(responses, pool, pool_today, members, t, confidence)
                 if not (t in mine.index and mine.uplift_high[t] < 0):  # never against the segment's own evidence
-                    like[t] = (d, low, high)
-            if np.isnan(value):
-                value = float(responses.response_spend[responses.responded].mean())
+                    like[t] = evidence
         if len(beats):
-            best = beats.incremental_value.idxmax()
+            best = _best(beats.observed_uplift, beats.incremental_value)
             row.update(offer=best, basis="this segment's campaigns", uplift=beats.observed_uplift[best],
-                       uplift_low=beats.uplift_low[best], uplift_high=beats.uplift_high[best])
+                       uplift_low=beats.uplift_low[best], uplift_high=beats.uplift_high[best],
+                       incremental_value=beats.incremental_value[best])
         elif proven := {t: v for t, v in like.items() if v[1] > 0}:
-            best = max(proven, key=lambda t: proven[t][0])
+            best = _best(*(pd.Series({t: v[i] for t, v in proven.items()}) for i in (0, 3)))
             row.update(offer=best, basis=pool_text, uplift=proven[best][0], uplift_low=proven[best][1],
-                       uplift_high=proven[best][2])
+                       uplift_high=proven[best][2], incremental_value=proven[best][3])
         if row["offer"] != NO_OFFER:
-            row["incremental_value"] = row["uplift"] * value
             row["expected_value"] = row["incremental_value"] * customers
             row["verdict"] = (f"send {offer_name(row['offer'])}: it beats no offer for {row['basis']} by "
                               f"{100 * row['uplift']:.1f} points of response rate ({100 * row['uplift_low']:.1f} to "
-                              f"{100 * row['uplift_high']:.1f}), ≈ {row['incremental_value']:,.0f}{unit} more spend "
-                              "per customer sent")
+                              f"{100 * row['uplift_high']:.1f}){_spend_text(row['incremental_value'], unit)}")
         else:
-            # the most promising offer: the highest point estimate, borrowed where the segment's own is thin
-            guess = {t: v[0] for t, v in like.items() if not np.isnan(v[0])} or \
-                    {t: mine.observed_uplift[t] for t in allowed if t in mine.index}
-            a = max(guess, key=guess.get) if guess else (allowed[0] if allowed else None)
-            runner_up = sorted(guess, key=guess.get, reverse=True)[1:2] if guess else []
-            b = NO_OFFER if has_control or not has_campaigns else (runner_up[0] if runner_up else NO_OFFER)
+            # the most promising offer: the highest point estimate of uplift, borrowed where the segment's own is
+            # thin; where no uplift is known (no control group) the highest response rate, the segment's own or else
+            # all customers', tested against the runner-up
+            rates = mine.response_rate if len(mine) else all_rates
+            ranked = _ranked({t: v[0] for t, v in like.items()},
+                             {t: mine.observed_uplift[t] for t in allowed if t in mine.index},
+                             {t: rates[t] for t in allowed if t in rates.index})
+            a = ranked[0] if ranked else (allowed[0] if allowed else None)
+            b = NO_OFFER if has_control or not has_campaigns else (ranked[1] if len(ranked) > 1 else NO_OFFER)
             why = ("no campaign has been sent yet" if not has_campaigns else
                    "the campaigns had no control group, so no uplift can be measured" if not has_control else
                    f"no offer beat no offer for this segment or {pool_text}" if not small else
                    f"neither this segment's campaigns nor {pool_text} show an offer beating no offer")
             rounds = int(np.ceil(2 * needed / max(customers, 1)))  # campaigns the segment alone would need
             row["test"] = f"{offer_name(a) if a else 'an offer'} vs {offer_name(b)}"
+            detect = (f"{min_uplift * 100:+.0f} points over {baseline_text}" if baseline + min_uplift <= 1 + 1e-9 else
+                      f"a {min_uplift * 100:.0f}-point change from {baseline_text}, downward since "
+                      f"{min_uplift * 100:+.0f} would pass 100 %")  # as sample_size_per_arm sizes it
             row["verdict"] = (f"no evidence yet: test {row['test']} on {2 * needed:,} customers ({needed:,} per arm, to "
-                              f"detect {min_uplift * 100:+.0f} points over {baseline_text}; α = 0.05, power 0.8); {why}. "
+                              f"detect {detect}; α = 0.05, power 0.8); {why}. "
                               f"The segment has {customers:,} customer{'s' if customers != 1 else ''}: " +
                               ("enough for the test" if rounds <= 1 else
                                f"not enough on its own (repeat it over {rounds} campaigns, or join similar segments)"
@@ -262,10 +311,11 @@ def customer_offers(plan: pd.DataFrame, segments: pd.Series, consent: pd.Series 
     return out
 
 # headers a marketer reads, for the tables of offer_evidence and segment_offers (rates and uplifts are shares;
-# uplift is in percentage points of response rate; values in the lab's currency)
+# uplift is in percentage points of response rate; values in the lab's currency). `sent` and `control` count offers
+# (one per campaign and customer), not customers: a customer in two campaigns is two offers
 OFFER_TABLE_LABELS = {
-    "offer": "offer", "offer_name": "offer", "sent": "customers sent it", "response_rate": "response rate",
-    "control": "customers without offer", "control_rate": "response rate without offer",
+    "offer": "offer", "offer_name": "offer", "sent": "offers sent", "response_rate": "response rate",
+    "control": "control offers (no offer)", "control_rate": "response rate without offer",
     "observed_uplift": "uplift", "uplift": "uplift", "uplift_low": "uplift, at least", "uplift_high": "uplift, at most",
     "value_per_response": "spend per response", "incremental_value": "extra spend per customer sent",
     "expected_value": "extra spend if all are sent it", "needed_per_arm": "test size per arm",
@@ -311,8 +361,8 @@ def segment_plan(segment: str, stage: str) -> tuple[str, str]:
 def _offer_sentence(row, currency: str = "") -> str:
     if row.offer == NO_OFFER:  # the Offers section gives the reason and the sizing in full
         return f"No evidence yet: test {row.test} on {2 * row.needed_per_arm:,} customers (see the Offers section)."
-    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}, "
-            f"≈ {row.incremental_value:,.0f}{' ' + currency if currency else ''} more spend per customer).")
+    return (f"Offer: {row.offer_name} (+{100 * row.uplift:.0f} points of response rate over no offer for {row.basis}"
+            f"{_spend_text(row.incremental_value, ' ' + currency if currency else '', 'per customer')}).")
 
 STOPPED = ("lapsed", "churned")
 

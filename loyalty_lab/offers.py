@@ -272,10 +272,25 @@ def uplift_interval(responded_treated, sent, responded_control, control, confide
 
 def sample_size_per_arm(baseline, uplift, alpha: float = 0.05, power: float = 0.8):
     """Customers per arm for a two-sided test of two proportions (Fleiss' formula without continuity
-    correction) to detect a response rate of `baseline + uplift` against `baseline`; arrays allowed."""
+    correction) to detect a response rate of `baseline + uplift` against `baseline`; arrays allowed. Where
+    `baseline + uplift` would pass 100 % (nearly everyone buys anyway) the same difference is sized downward,
+    `baseline − uplift`, which the two-sided test detects as well; a difference that fits neither way is an error."""
     from scipy.stats import norm
     p0 = np.clip(np.asarray(baseline, float), 0.0, 1.0)
-    p1 = np.clip(p0 + uplift, 0.0, 0.999)
+    u = np.asarray(uplift, float)
+    if not np.all(np.isfinite(u) & (u != 0)):
+        raise LoyaltyLabError(f"test size: uplift = {uplift!r}; give the difference in response rate the test should "
+                              "detect, e.g. 0.05 for 5 points")
+    if np.isnan(p0).any():
+        raise LoyaltyLabError("test size: a baseline response rate is missing; give each baseline as a share between 0 and 1")
+    up, down = p0 + u, p0 - u
+    fits_up, fits_down = (up >= -1e-9) & (up <= 1 + 1e-9), (down >= -1e-9) & (down <= 1 + 1e-9)
+    if not np.all(fits_up | fits_down):
+        bad = np.broadcast_to(p0, np.broadcast(p0, u).shape)[~(fits_up | fits_down)]
+        raise LoyaltyLabError(f"test size: a difference of {100 * np.max(np.abs(u)):g} points in response rate can go "
+                              f"neither up nor down from a baseline of {', '.join(f'{b:.0%}' for b in np.unique(bad)[:3])}; "
+                              "size the test for a smaller uplift")
+    p1 = np.clip(np.where(fits_up, up, down), 0.0, 1.0)
     p_bar = (p0 + p1) / 2
     za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
     with np.errstate(invalid="ignore", divide="ignore"):

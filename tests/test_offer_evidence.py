@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from lab_helpers import merged_lab
 from loyalty_lab import LoyaltyLabError
-from loyalty_lab.campaigns import (action_table, customer_offers, offer_evidence, segment_offers, segments_when_sent)
+from loyalty_lab.campaigns import (OFFER_TABLE_LABELS, action_table, customer_offers, history_purchase_rate, offer_evidence,
+                                   segment_offers, segments_when_sent)
 from loyalty_lab.config import load_settings
 from loyalty_lab.lifecycle import LifecycleRules, lifecycle_stages
 from loyalty_lab.offers import (DISCOUNT_OFFERS, NO_OFFER, OFFER_NAMES, campaign_responses, sample_size_per_arm,
@@ -202,3 +203,204 @@ def test_a_discount_proven_for_champions_overrules_their_text():
     pooled = segment_offers(responses, others, actions=ACTIONS)
     assert pooled.loc["Loyal Customers", "offer"] == "percent_discount"
     assert pooled.loc["Champions", "offer"] == NO_OFFER
+
+
+def _campaign(*arms, prefix="C", **columns):
+    """One row per offer sent, with exact counts: each arm is (offer_type, sent, responders, spend of a response);
+    'none' is the control. The first `responders` rows of an arm bought; each row is another customer."""
+    frames, start = [], 0
+    for offer, sent, responders, spend in arms:
+        bought = np.arange(sent) < responders
+        frames.append(pd.DataFrame({
+            "customer_id": [f"{prefix}{i}" for i in range(start, start + sent)], "campaign_id": "K1", "offer_type": offer,
+            "group": "control" if offer == "none" else "treatment", "responded": bought,
+            "response_spend": np.where(bought, float(spend), 0.0)}))
+        start += sent
+    out = pd.concat(frames, ignore_index=True)
+    return out.assign(**columns) if columns else out
+
+
+def test_extra_spend_per_customer_is_spend_sent_minus_control_spend():
+    # control: 20 % respond at 50; 20 % off: 40 % respond, at 40 (the discount); a gift: 35 % at 60
+    responses = _campaign(("none", 1000, 200, 50), ("percent_discount", 1000, 400, 40), ("gift", 1000, 350, 60))
+    ev = offer_evidence(responses)
+    # per customer sent: 0.40 × 40 − 0.20 × 50 = 16 − 10 = 6 (was 0.2 × the pooled 47,000 / 950 = 9.89)
+    assert ev.loc["percent_discount", "incremental_value"] == pytest.approx(6.0)
+    assert ev.loc["gift", "incremental_value"] == pytest.approx(0.35 * 60 - 0.2 * 50)  # 21 − 10 = 11
+    # spend per response: the treated arm's own, not all responders' (47,000 / 950 = 49.47)
+    assert ev.loc["percent_discount", "value_per_response"] == pytest.approx(40.0)
+    assert ev.loc["gift", "value_per_response"] == pytest.approx(60.0)
+    # both beat no offer; the gift has the smaller uplift (15 vs 20 points) but brings more money: it is sent
+    segments = pd.Series("Loyal Customers", index=responses.customer_id)
+    plan = segment_offers(responses, segments, currency="EUR")
+    row = plan.loc["Loyal Customers"]
+    assert row.offer == "gift" and row.basis == "this segment's campaigns" and row.uplift == pytest.approx(0.15)
+    assert row.incremental_value == pytest.approx(11.0) and row.expected_value == pytest.approx(11.0 * 3000)
+    assert row.verdict.endswith("≈ 11 EUR more spend per customer sent"), row.verdict
+    # an offer that wins buyers but loses money says so: 30 % at 20 against 20 % at 50 is 6 − 10 = −4
+    cheap = _campaign(("none", 1000, 200, 50), ("percent_discount", 1000, 300, 20))
+    loyal = pd.Series("Loyal Customers", index=cheap.customer_id)
+    plan = segment_offers(cheap, loyal, currency="EUR")
+    assert plan.loc["Loyal Customers", "incremental_value"] == pytest.approx(-4.0)
+    assert plan.loc["Loyal Customers", "verdict"].endswith("≈ 4 EUR less spend per customer sent")
+    table = action_table(loyal, pd.Series("active", index=loyal.index), plan)
+    assert table.loc["Loyal Customers", "suggested action"].endswith("≈ 4 EUR less spend per customer).")
+
+
+def test_borrowed_extra_spend_is_weighted_like_the_uplift():
+    # a big segment A bought in two lifecycle stages; segment B has no campaign of its own, 3 active and 1 lapsed today
+    active = _campaign(("none", 400, 100, 50), ("gift", 400, 200, 40), prefix="A")     # +25 points, 20 − 12.5 = 7.5
+    lapsed = _campaign(("none", 400, 20, 50), ("gift", 400, 100, 30), prefix="L")      # +20 points, 7.5 − 2.5 = 5.0
+    responses = pd.concat([active, lapsed], ignore_index=True)
+    stage_then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index(["B1", "B2", "B3", "B4"])
+    segments = pd.concat([pd.Series("Champions", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    stage_today = pd.concat([stage_then, pd.Series(["active", "active", "active", "lapsed"], index=newcomers)])
+    plan = segment_offers(responses, segments, similar=stage_then, similar_today=stage_today, similar_name="lifecycle stage")
+    row = plan.loc["Promising"]
+    assert row.offer == "gift" and row.basis.startswith("customers like them")
+    assert row.uplift == pytest.approx(0.75 * 0.25 + 0.25 * 0.20)                       # 0.2375
+    # 0.75 × 7.5 + 0.25 × 5.0 = 6.875 (was 0.2375 × all responders' 17,000 / 420 = 9.61)
+    assert row.incremental_value == pytest.approx(6.875) and row.expected_value == pytest.approx(4 * 6.875)
+
+
+def test_sent_and_control_count_offers_not_customers():
+    once = _campaign(("none", 3, 1, 50), ("gift", 2, 1, 60))
+    twice = pd.concat([once, once.assign(campaign_id="K2")], ignore_index=True)  # the same 5 customers, two campaigns
+    ev = offer_evidence(twice)
+    assert ev.loc["gift", "sent"] == 4 and ev.loc["gift", "control"] == 6  # offers: 2 and 3 customers, twice each
+    # so the headers say offers, not customers
+    assert OFFER_TABLE_LABELS["sent"] == "offers sent" and OFFER_TABLE_LABELS["control"] == "control offers (no offer)"
+
+
+def _two_stages(active, lapsed, today):
+    """Campaign customers in segment Champions, in the stages 'active' and 'lapsed' when sent (arms as `_campaign`'s);
+    segment Promising: customers without campaigns, whose stages today are `today`."""
+    responses = pd.concat([_campaign(*active, prefix="A"), _campaign(*lapsed, prefix="L")], ignore_index=True)
+    then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index([f"P{i}" for i in range(len(today))])
+    segments = pd.concat([pd.Series("Champions", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    stages_today = pd.concat([then, pd.Series(today, index=newcomers)])
+    return segment_offers(responses, segments, similar=then, similar_today=stages_today, similar_name="lifecycle stage")
+
+
+def test_borrowed_interval_is_not_zero_wide_where_rates_are_0_or_1():
+    # in each stage both treated customers respond and neither control does: Wald's variance would be 0, "(100 to 100)"
+    plan = _two_stages([("none", 2, 0, 10), ("gift", 2, 2, 10)], [("none", 2, 0, 10), ("gift", 2, 2, 10)],
+                       ["active", "lapsed"])
+    row = plan.loc["Promising"]
+    # Agresti–Caffo per stage: 3/4 against 1/4, variance 2 × (3/4 · 1/4) / 4 = 0.09375; weights ½ and ½:
+    # se = √(¼ · 0.09375 · 2) = 0.216506; 1 − 1.959964 × 0.216506 = 0.575655; the upper end stops at +100 points
+    assert row.offer == "gift" and row.uplift == pytest.approx(1.0)
+    assert row.uplift_low == pytest.approx(0.575655, abs=1e-6) and row.uplift_high == pytest.approx(1.0)
+    assert "by 100.0 points of response rate (57.6 to 100.0)" in row.verdict, row.verdict
+
+
+def test_borrowed_evidence_needs_half_the_segment_in_groups_that_have_it():
+    # evidence only among active customers (no lapsed customer got a campaign)
+    active = [("none", 200, 20, 50), ("gift", 200, 100, 50)]
+    nobody_lapsed = [("none", 0, 0, 50)]
+    # 9 of 10 lapsed today: the active customers' +40 points are not theirs; a sized test instead
+    mostly_lapsed = _two_stages(active, nobody_lapsed, ["active"] + ["lapsed"] * 9).loc["Promising"]
+    assert mostly_lapsed.offer == NO_OFFER and mostly_lapsed.basis == "no evidence yet"
+    assert mostly_lapsed.verdict.startswith("no evidence yet: test a gift vs no offer on "), mostly_lapsed.verdict
+    # half of them active: just enough, the one stage's interval (Newcombe) is borrowed
+    half = _two_stages(active, nobody_lapsed, ["active"] * 5 + ["lapsed"] * 5).loc["Promising"]
+    d, low, high = uplift_interval(100, 200, 20, 200)
+    assert half.offer == "gift" and half.basis.startswith("customers like them")
+    assert (half.uplift, half.uplift_low, half.uplift_high) == pytest.approx((0.4, float(low), float(high)))
+
+
+def _history(customers, purchase_days=3, T=200.0, time_unit="D"):
+    "A `summarize`-shaped history: every customer with `purchase_days` purchase days over `T` (in `time_unit`)."
+    out = pd.DataFrame({"purchase_days": purchase_days, "T": T}, index=pd.Index(customers, name="customer_id"))
+    out.attrs["time_unit"] = time_unit
+    return out
+
+
+def test_without_a_control_group_the_best_two_response_rates_are_tested():
+    # no control group: response rates free delivery 2 %, a gift 61 %, 20 % off 30 % (not alphabetical: free delivery)
+    responses = _campaign(("free_delivery", 100, 2, 50), ("gift", 100, 61, 50), ("percent_discount", 100, 30, 50))
+    segments = pd.Series("Loyal Customers", index=responses.customer_id)
+    plan = segment_offers(responses, segments, history=_history(segments.index))
+    assert plan.loc["Loyal Customers", "test"] == "a gift vs 20 % off"
+    assert plan.loc["Loyal Customers", "verdict"].startswith("no evidence yet: test a gift vs 20 % off on ")
+    # a segment without campaigns of its own: all customers' response rates
+    newcomers = pd.Series("New Customers", index=["N1", "N2"])
+    both = pd.concat([segments, newcomers])
+    plan = segment_offers(responses, both, history=_history(both.index))
+    assert plan.test.to_dict() == {"Loyal Customers": "a gift vs 20 % off", "New Customers": "a gift vs 20 % off"}
+
+
+def test_test_size_near_a_full_baseline_is_sized_downward():
+    # +5 points over 97 % would pass 100 %: the same difference downward, 97 % → 92 %:
+    # (1.95996·√(2·0.945·0.055) + 0.84162·√(0.0291 + 0.0736))² / 0.05² = 325.2 → 326, the mirror image of 3 % → 8 %
+    assert sample_size_per_arm(0.97, 0.05) == sample_size_per_arm(0.03, 0.05) == 326
+    # 99.9 %: was an OverflowError; 99.9 % → 94.9 % is 0.1 % → 5.1 % mirrored
+    assert sample_size_per_arm(0.999, 0.05) == sample_size_per_arm(0.001, 0.05) == 158
+    # 95 % → 100 % still fits upward: (1.95996·√(2·0.975·0.025) + 0.84162·√0.0475)² / 0.05² = 151.9 → 152
+    assert sample_size_per_arm(0.95, 0.05) == 152
+    assert sample_size_per_arm(np.array([0.10, 0.97, 1.0]), 0.05).tolist() == [686, 326, 152]
+    with pytest.raises(LoyaltyLabError, match=r"60 points in response rate can go neither up nor down from a baseline of 50%"):
+        sample_size_per_arm(0.5, 0.6)
+    # a segment whose customers nearly all buy within 14 days gets a test sized that way, and says so
+    buyers = pd.Index([f"B{i}" for i in range(50)])
+    history = _history(buyers, purchase_days=100, T=100.0)            # 1 − exp(−14 · 100 / 114) = 0.99999
+    plan = segment_offers(None, pd.Series("Champions", index=buyers), history=history)
+    row = plan.loc["Champions"]
+    assert row.baseline == pytest.approx(1 - np.exp(-14 * 100 / 114)) and row.needed_per_arm == 152
+    assert row.verdict.startswith("no evidence yet: test an offer vs no offer on 304 customers (152 per arm, to detect a "
+                                  "5-point change from the 100% 14-day purchase rate from its history, downward since +5 "
+                                  "would pass 100 %; α = 0.05, power 0.8); no campaign has been sent yet."), row.verdict
+
+
+def test_without_response_spend_values_are_unknown_and_verdicts_leave_money_out():
+    responses = pd.concat([_campaign(("none", 400, 40, 0), ("gift", 400, 120, 0), ("points_multiplier", 400, 80, 0),
+                                     prefix="A"),
+                           _campaign(("none", 400, 40, 0), ("gift", 400, 120, 0), prefix="L")],
+                          ignore_index=True).drop(columns="response_spend")
+    ev = offer_evidence(responses)
+    assert ev.value_per_response.isna().all() and ev.incremental_value.isna().all()
+    assert ev.loc["gift", "observed_uplift"] == pytest.approx(0.2) and ev.loc["gift", "verdict"] == "beats no offer"
+    # the big segment decides on its own campaigns (highest uplift: the gift); the 4 newcomers borrow (the old code
+    # raised an AttributeError there, looking for response_spend)
+    then = pd.Series(np.where(responses.customer_id.str[0] == "A", "active", "lapsed"), index=responses.customer_id)
+    newcomers = pd.Index(["N1", "N2", "N3", "N4"])
+    segments = pd.concat([pd.Series("Loyal Customers", index=responses.customer_id), pd.Series("Promising", index=newcomers)])
+    today = pd.concat([then, pd.Series(["active", "active", "lapsed", "lapsed"], index=newcomers)])
+    plan = segment_offers(responses, segments, similar=then, similar_today=today, similar_name="lifecycle stage",
+                          currency="EUR")
+    assert plan.offer.to_dict() == {"Loyal Customers": "gift", "Promising": "gift"}
+    assert plan.incremental_value.isna().all() and plan.expected_value.isna().all()
+    assert plan.loc["Loyal Customers", "verdict"] == ("send a gift: it beats no offer for this segment's campaigns by "
+                                                      f"20.0 points of response rate ({100 * plan.loc['Loyal Customers', 'uplift_low']:.1f} "
+                                                      f"to {100 * plan.loc['Loyal Customers', 'uplift_high']:.1f})")
+    assert plan.loc["Promising", "verdict"].startswith("send a gift: it beats no offer for customers like them")
+    assert not plan.verdict.str.contains("≈|nan").any(), plan.verdict.tolist()
+    table = action_table(segments, today, plan)
+    assert table.loc["Promising", "suggested action"] == ("Offer: a gift (+20 points of response rate over no offer for "
+                                                          "customers like them (same lifecycle stage, all segments)).")
+
+
+def test_purchase_rate_from_a_weekly_summary_is_the_daily_one():
+    lines = pd.DataFrame({"customer_id": ["A", "A", "B"], "amount": [10.0, 20.0, 5.0],
+                          "ts": pd.to_datetime(["2024-01-01", "2024-01-15", "2024-01-08"])})
+    daily = summarize(lines, "2024-01-29", time_unit="D", order_id=None)
+    weekly = summarize(lines, "2024-01-29", time_unit="W", order_id=None)
+    assert weekly["T"].tolist() == [4.0, 3.0] and weekly.attrs["time_unit"] == "W"
+    # A: 2 purchase days over 28 + 14 days → 1 − exp(−14 · 2/42) = 0.486583; B: 1 over 21 + 14 → 1 − exp(−0.4) = 0.329680
+    # (weeks taken for days gave 2/(4 + 14) → 0.789 and 1/(3 + 14) → 0.561)
+    expected = [1 - np.exp(-2 / 3), 1 - np.exp(-0.4)]
+    assert history_purchase_rate(daily).tolist() == pytest.approx(expected)
+    assert history_purchase_rate(weekly).tolist() == pytest.approx(expected)
+    segments = pd.Series("Champions", index=["A", "B"])
+    assert segment_offers(None, segments, history=weekly).loc["Champions", "baseline"] == pytest.approx(np.mean(expected))
+    # a unit the lab does not know, or none recorded, is refused in words
+    monthly = weekly.copy()
+    monthly.attrs["time_unit"] = "M"
+    with pytest.raises(LoyaltyLabError, match=r"time unit 'M', which the lab does not know .*'D', 'W'"):
+        segment_offers(None, segments, history=monthly)
+    bare = pd.DataFrame(weekly)
+    bare.attrs = {}
+    with pytest.raises(LoyaltyLabError, match=r"records no time unit"):
+        history_purchase_rate(bare)
