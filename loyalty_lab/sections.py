@@ -1026,7 +1026,7 @@ def offer_headline(ctx: ReportContext) -> str:
                       for name, r in proven.iterrows())
             + (f"; no evidence yet for the other {tests} segment(s): a test is sized for each." if tests else "."))
 
-_OFFER_FORMATS = {"customers sent it": "{:,}", "customers without offer": "{:,}", "response rate": percent,
+_OFFER_FORMATS = {"offers sent": "{:,}", "control offers (no offer)": "{:,}", "response rate": percent,
                   "response rate without offer": percent, "uplift": points, "uplift, at least": points,
                   "uplift, at most": points, "Qini (held out)": "{:.3f}", "customers": "{:,}"}
 
@@ -1052,7 +1052,9 @@ def offers_section(ctx: ReportContext) -> Section:
                                       if c in o.evidence]).rename(columns={**OFFER_TABLE_LABELS, "qini": "Qini (held out)"})
         ev.index = [offer_name(i) for i in ev.index]
         ev = ev.rename(columns=lambda c: f"{c} ({cur})" if c.startswith("extra spend") else c)
-        s.text(f"**The evidence**: {len(o.responses):,} offers sent in {o.responses.campaign_id.nunique()} campaign(s); "
+        sent = int((o.responses.group != "control").sum())  # control rows are customers who got no offer
+        s.text(f"**The evidence**: {sent:,} offers sent and {len(o.responses) - sent:,} control offers (no offer) in "
+               f"{o.responses.campaign_id.nunique()} campaign(s); "
                f"a response is a purchase within {o.responses.attrs.get('window_days', 14)} days. *Qini* measures, on "
                "customers held out of the fit, how much better than chance a model picks those who buy because of "
                "the offer (0 = chance).")

@@ -162,6 +162,8 @@ def test_the_report_renders_in_a_browser(nightly):
         "Since 01 Apr 2024", "Needs action", "Money at stake", "Offers", "Data"]
     # who the merged profiles hold, counted by id: the sample's 2,000 people in 2,002 customers, all of them buyers
     assert "The merged profiles hold 2,002 customers, every one a buyer." in facts["text"]
+    # offers sent and control rows (customers who got no offer) counted apart: 2,141 rows of the sample's offers table
+    assert "The evidence: 1,711 offers sent and 430 control offers (no offer) in 3 campaign(s)" in facts["text"]
     # a path is shown as typed (no character references on screen), and no step took negative time
     assert f"settings {nightly[0] / 'settings.ini'}" in facts["text"] and "&#" not in facts["text"]
     page = (nightly[1] / "segment_report.html").read_text(encoding="utf-8")
