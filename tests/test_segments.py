@@ -106,8 +106,9 @@ def test_bad_input_is_refused_clearly(features):
         Segmenter(k=3).fit(features.head(19))
     with pytest.warns(UserWarning, match="product_views, push_opens are the same for every customer"):
         Segmenter(k=3, groups=("engagement",)).fit(features)
+    assert len(features) == 2002  # the sample's 2,000 people, merged into 2,002 customers
     with pytest.raises(LoyaltyLabError, match=r"the promotions features \(promo_share, discount_depth\) have the same "
-                                              "value for all 2,006 customers, so nothing tells them apart"):
+                                              "value for all 2,002 customers, so nothing tells them apart"):
         Segmenter(k=2, groups=("promotions",)).fit(features.assign(promo_share=0.0, discount_depth=0.0))
     with pytest.raises(LoyaltyLabError, match="unknown feature groups taste"):
         Segmenter(groups=("taste",)).fit(features)
