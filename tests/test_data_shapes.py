@@ -134,12 +134,18 @@ def test_one_category_one_store_one_channel_are_what_they_say(shop):
 # ---- the warehouse analyses: an orders-only shop (one category, one channel, one-time buyers) and a shop with
 # profiles but no ledger, interactions or campaigns
 
-def _warehouse(root, **options):
+def _warehouse(root, newcomer: bool = False, **options):
+    "150 generated customers; `newcomer`: plus a profile of somebody who has not bought anything yet."
     programme = generate(customers=150, seed=7, **options)
     settings = load_settings(flags={"warehouse.path": str(root / "shop.duckdb"), "run.as_of": AS_OF}, env={})
     with Warehouse(settings.warehouse.path, timezone=settings.locale.timezone) as wh:
         for name, table in programme.tables.items():
-            wh.ingest(name, table.to_pandas(), source_name="synth")
+            frame = table.to_pandas()
+            if name == "profiles" and newcomer:
+                frame = pd.concat([frame, frame.iloc[[0]].assign(
+                    source_customer_id="NEW-1", first_name="Nadia", last_name="Newcomer", email="", phone="",
+                    birth_date="", address="", postcode="", loyalty_card_number="")], ignore_index=True)
+            wh.ingest(name, frame, source_name="synth")
     resolve_customers(settings=settings)
     return settings
 
@@ -152,7 +158,8 @@ def orders_only(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def no_ledger(tmp_path_factory):
-    return _warehouse(tmp_path_factory.mktemp("no_ledger"), tables=("profiles", "order_lines"), campaigns=0)
+    return _warehouse(tmp_path_factory.mktemp("no_ledger"), newcomer=True, tables=("profiles", "order_lines"),
+                      campaigns=0)
 
 
 def test_one_category_shop_gets_fewer_clusters_with_the_reason_and_no_affinities(orders_only):
@@ -193,7 +200,7 @@ def test_no_ledger_no_interactions_no_campaigns(no_ledger):
     assert (affinities.groupby("customer_id").size() == 3).all() and set(features.index) <= set(affinities.customer_id)
     # customers with a profile who had not bought yet get what is popular, and the basis says so
     waiting = affinities[~affinities.customer_id.isin(features.index)]
-    assert len(waiting) and (waiting.basis == "popular overall (no purchase history)").all()
+    assert len(waiting) == 3 and (waiting.basis == "popular overall (no purchase history)").all()  # the newcomer
     liked = affinity_by_segment(affinities, segmenter.labels_)
     assert set(liked.index.get_level_values(0)) == set(segmenter.names_)
     view = customer_360(settings=no_ledger, as_of=AS_OF)
