@@ -6,17 +6,17 @@
 from __future__ import annotations
 import json, logging, re, tempfile, warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .config import OPTION_BY_NAME
 from .core import LoyaltyLabError, remove_abandoned, scratch_name
 
 # %% auto #0
-__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'MAX_PAIRS_PER_RULE', 'splink_frame', 'key_profile', 'auto_comparisons',
-           'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking', 'prior_rules', 'estimate_prior',
-           'match_prior', 'em_blocks', 'train_model', 'model_tf_columns', 'MatchModel', 'plan_model',
-           'probabilistic_links', 'score_new_records', 'model_summary']
+__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'COMPARISON_KINDS', 'MAX_PAIRS_PER_RULE', 'splink_frame', 'key_profile',
+           'auto_comparisons', 'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking', 'prior_rules',
+           'estimate_prior', 'match_prior', 'parse_blocking', 'parse_comparisons', 'em_blocks', 'train_model',
+           'model_tf_columns', 'MatchModel', 'plan_model', 'probabilistic_links', 'score_new_records', 'model_summary']
 
 # %% ../notebooks/08a_matching.ipynb #8a000004
 _MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
@@ -284,6 +284,96 @@ def match_prior(std: pd.DataFrame, recall: float = _PRIOR_RECALL, max_records: i
     with _splink_db() as db:
         return estimate_prior(db.register(frame), columns, len(frame), recall, max_records)[0]
 
+# %% ../notebooks/08a_matching.ipynb #8a00013b
+_ALIASES = {"first_name": "first_key", "last_name": "last_key", "email": "email_key", "phone": "phone_e164",
+            "card": "card_key", "loyalty_card_number": "card_key", "postcode": "postcode_key", "city": "city_key",
+            "street": "street_key", "address": "street_key"}
+COMPARISON_KINDS = ("name", "date", "address", "place", "exact", "fuzzy")
+_KIND_COLUMNS = {"date": ("birth_date",), "address": ("street_key",), "place": ("postcode_key", "city_key")}
+
+def _override_column(word: str, identifiers, setting: str, text: str) -> str:
+    "The standardised column an analyst's word names (an alias of the contract allowed), or a LoyaltyLabError."
+    from loyalty_lab.contract import EXTRA_IDS
+    w = word.strip()
+    col = _ALIASES.get(w, f"id_{w}" if w in EXTRA_IDS else w)
+    if col.startswith("id_") and col[3:] in EXTRA_IDS:
+        if col[3:] not in identifiers:
+            raise LoyaltyLabError(f"[profiles] {setting} = {text!r}: {w!r} is an extra identifier not named in [profiles] "
+                                  f"identifiers; add it there (identifiers = {', '.join([*identifiers, col[3:]])})")
+        return col
+    if col not in MODEL_KEYS:
+        import difflib
+        known = list(MODEL_KEYS) + [f"id_{i}" for i in identifiers]
+        hint = difflib.get_close_matches(w, known + list(_ALIASES), n=1)
+        raise LoyaltyLabError(f"[profiles] {setting} = {text!r}: {w!r} is not a standardised column"
+                              + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; columns are {', '.join(known)}")
+    return col
+
+def parse_blocking(text: str, identifiers=()) -> list[RuleCandidate]:
+    "'first_key+last_key; street_key+city_key; phone_e164' → blocking rules (RuleCandidate), every column checked."
+    rules = []
+    for part in text.split(";"):
+        words = [w.strip() for w in part.split("+")]
+        if not part.strip() or not all(words):
+            raise LoyaltyLabError(f"[profiles] blocking = {text!r}: {part.strip()!r} is not a rule; write rules separated "
+                                  "by ';', each columns joined by '+', e.g. 'first_key+last_key; street_key+city_key; phone_e164'")
+        cols = tuple(dict.fromkeys(_override_column(w, identifiers, "blocking", text) for w in words))
+        rules.append(RuleCandidate(" + ".join(cols) + " (from settings)", cols))
+    return rules
+
+def _fuzzy(name: str, col: str, tf: bool, thresholds=(0.9, 0.8)):
+    import splink.comparison_level_library as cll
+    from splink.comparison_library import CustomComparison
+    return CustomComparison(output_column_name=name, comparison_description=f"{col}: exact, fuzzy",
+                            comparison_levels=[cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=tf),
+                                               *[cll.JaroWinklerLevel(col, t) for t in thresholds], cll.ElseLevel()])
+
+def _output_name(col: str) -> str:
+    return {"first_key": "first_name", "last_key": "last_name", "phone_e164": "phone", "email_key": "email",
+            "card_key": "card"}.get(col, col[3:] if col.startswith("id_") else col)
+
+def parse_comparisons(text: str, identifiers=()) -> list:
+    "'first_key:name, birth_date:date, phone_e164:exact' → Splink comparisons, every column and kind checked."
+    import splink.comparison_library as cl
+    pairs = []
+    for item in text.split(","):
+        col, sep, kind = (x.strip() for x in item.partition(":"))
+        if not sep or not col or not kind:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r} is not 'column:kind'; e.g. "
+                                  f"'first_key:name, birth_date:date, phone_e164:exact' (kinds: {', '.join(COMPARISON_KINDS)})")
+        if kind not in COMPARISON_KINDS:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r}: kind {kind!r} is not one of "
+                                  f"{', '.join(COMPARISON_KINDS)}")
+        col = _override_column(col, identifiers, "comparisons", text)
+        if kind in _KIND_COLUMNS and col not in _KIND_COLUMNS[kind]:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r}: kind {kind} compares "
+                                  f"{' or '.join(_KIND_COLUMNS[kind])}, not {col}; use name, exact or fuzzy for {col}")
+        if any(c == col for c, _ in pairs):
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {col} is compared twice; keep one kind for it")
+        pairs.append((col, kind))
+    cols = {c for c, _ in pairs}
+    out, place_done = [], False
+    for col, kind in pairs:
+        if kind == "name" and col in NAME_KEYS:
+            other = "last_key" if col == "first_key" else "first_key"
+            out.append(_name_comparison(_output_name(col), col, other,
+                                        swap_counts=col == "first_key" and other in cols))
+        elif kind == "name":
+            out.append(_fuzzy(_output_name(col), col, True, (0.92, 0.8)))
+        elif kind == "date":
+            out.append(cl.DateOfBirthComparison("birth_date", input_is_string=False))
+        elif kind == "address":
+            out.append(_address_comparison())
+        elif kind == "place" and not place_done:
+            place = {c for c, k in pairs if k == "place"}
+            out.append(_place_comparison("postcode_key" in place, "city_key" in place))
+            place_done = True
+        elif kind == "exact":
+            out.append(_exact(_output_name(col), col))
+        elif kind == "fuzzy":
+            out.append(_fuzzy(_output_name(col), col, False))
+    return out
+
 # %% ../notebooks/08a_matching.ipynb #8a000015
 _EM_MAX_PAIRS = 2e6  # pairs of one EM block beyond which Splink samples them
 
@@ -370,6 +460,8 @@ class MatchModel:
     prior_source: str
     training: dict  # `train_model`'s report
     notes: list[str]
+    # where the comparisons and the blocking rules came from: "automatic" (the keys present) or "from settings"
+    chosen_by: dict = field(default_factory=lambda: {"comparisons": "automatic", "blocking": "automatic"})
 
     def parameters(self) -> pd.DataFrame:
         "Every comparison level with its trained m and u and match weight (log2 m/u)."
@@ -387,7 +479,7 @@ class MatchModel:
     def describe(self) -> str:
         "The model in words: comparisons, blocking rules with their pair counts, the prior, each m/u."
         lines = [f"match model: λ = {self.prior:.3g} (one pair in {1 / self.prior:,.0f}; {self.prior_source})"]
-        lines.append("blocking rules (pairs compared; new pairs after the rules above):")
+        lines.append(f"blocking rules ({self.chosen_by.get('blocking', 'automatic')}; pairs compared; new pairs after the rules above):")
         for r in self.blocking.itertuples():
             count = "—" if pd.isna(r.pairs) else f"{int(r.pairs):,}"
             new = "" if pd.isna(r.new_pairs) else f", {int(r.new_pairs):,} new"
@@ -398,7 +490,7 @@ class MatchModel:
                      + "".join(f"; failed {b['block']} ({b['error']})" for b in t.get("em_failed", [])))
         if t.get("untrained_comparisons"):
             lines.append("NOT trained (Splink's default m): " + ", ".join(t["untrained_comparisons"]))
-        lines.append("comparisons (level: m, u, match weight):")
+        lines.append(f"comparisons ({self.chosen_by.get('comparisons', 'automatic')}; level: m, u, match weight):")
         for name, levels in self.parameters().groupby("comparison", sort=False):
             lines.append(f"  {name}" + ("" if levels.trained.iloc[0] else "  (not trained)"))
             for r in levels.itertuples():
@@ -417,6 +509,8 @@ def plan_model(table, frame: pd.DataFrame, threshold: float, max_records: int = 
     n = len(frame)
     keys = key_profile(frame)
     notes: list[str] = []
+    chosen_by = {"comparisons": "automatic" if comparisons is None else "from settings",
+                 "blocking": "automatic" if blocking is None else "from settings"}
     if comparisons is None:
         comparisons, notes = auto_comparisons(keys)
     candidates = auto_rule_candidates(keys) if blocking is None else blocking
@@ -424,7 +518,7 @@ def plan_model(table, frame: pd.DataFrame, threshold: float, max_records: int = 
     notes += [f"blocking rule {r.name}: {r.note}" for r in blocking_table.itertuples() if r.note.startswith("dropped")
               and "no pairs" not in r.note]
     prior, how = estimate_prior(table, frame.columns, n, max_records=max_records)
-    plan = MatchModel(None, keys, blocking_table, prior, how, {}, notes)
+    plan = MatchModel(None, keys, blocking_table, prior, how, {}, notes, chosen_by)
     names_only = all(c.create_comparison_dict("duckdb")["output_column_name"] in ("first_name", "last_name")
                      for c in comparisons if not isinstance(c, dict))
     if not comparisons or not rules or names_only:
@@ -518,4 +612,5 @@ def model_summary(plan: MatchModel | None) -> dict:
             "untrained_comparisons": list(t.get("untrained_comparisons", [])),
             "em_trained": [b["block"] for b in t.get("em_trained", [])], "em_failed": list(t.get("em_failed", [])),
             "blocking_rules": [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in plan.blocking.to_dict("records")],
-            "prior": plan.prior, "prior_source": plan.prior_source, "model_notes": list(plan.notes)}
+            "prior": plan.prior, "prior_source": plan.prior_source, "model_notes": list(plan.notes),
+            "chosen_by": dict(plan.chosen_by)}
