@@ -13,10 +13,11 @@ from .config import OPTION_BY_NAME
 from .core import LoyaltyLabError, remove_abandoned, scratch_name
 
 # %% auto #0
-__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'COMPARISON_KINDS', 'MAX_PAIRS_PER_RULE', 'splink_frame', 'key_profile',
-           'auto_comparisons', 'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking', 'prior_rules',
-           'estimate_prior', 'match_prior', 'parse_blocking', 'parse_comparisons', 'em_blocks', 'train_model',
-           'model_tf_columns', 'MatchModel', 'plan_model', 'probabilistic_links', 'score_new_records', 'model_summary']
+__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'NICKNAMES', 'COMPARISON_KINDS', 'MAX_PAIRS_PER_RULE', 'splink_frame',
+           'key_profile', 'auto_comparisons', 'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking',
+           'prior_rules', 'estimate_prior', 'match_prior', 'parse_blocking', 'parse_comparisons', 'em_blocks',
+           'train_model', 'model_tf_columns', 'MatchModel', 'plan_model', 'probabilistic_links', 'score_new_records',
+           'model_summary']
 
 # %% ../notebooks/08a_matching.ipynb #8a000004
 _MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
@@ -46,8 +47,45 @@ def _pairs_frame(predictions) -> pd.DataFrame:
 STRONG_KEYS = ("phone_e164", "email_key", "card_key")  # one person's own: shared by two records, usually one person
 NAME_KEYS = ("first_key", "last_key")
 _MIN_FILLED = 0.01  # a key filled in fewer records than this is left out of the model (too rare to train or use)
-MODEL_KEYS = ("first_key", "last_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
+MODEL_KEYS = ("first_key", "first_given_key", "last_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
               "email_key", "phone_e164", "card_key")
+
+# Common nickname → name of the lab's locales (Serbian, Polish, Russian, English, German), compiled by hand from
+# everyday usage (hypocorisms every speaker knows; not from a data set). It also holds the pairs 07_synth's NICKNAMES
+# uses where they are real usage (Aca/Aleksandar, Kasia/Katarzyna, Bill/William …), so benchmark gains on generated
+# data are an upper bound. Written as people write them: `standardise` turns both sides into name keys (scripts,
+# diacritics), giving `first_given_key` = the first name with a nickname replaced. A nickname of several names
+# (Mika: Milan, Mihajlo, Miroslav) keeps one: the level is one piece of evidence among the others, trained by EM.
+NICKNAMES = {
+    # Serbian
+    "Aca": "Aleksandar", "Saša": "Aleksandar", "Sale": "Aleksandar", "Saška": "Aleksandra", "Joca": "Jovana",
+    "Miki": "Miloš", "Mika": "Miroslav", "Vlada": "Vladimir", "Boban": "Slobodan", "Boba": "Slobodan",
+    "Sneža": "Snežana", "Kaća": "Katarina", "Ljuba": "Ljubomir", "Bane": "Branislav", "Peđa": "Predrag",
+    "Jeca": "Jelena", "Gaga": "Dragana", "Neša": "Nenad", "Đole": "Đorđe", "Žika": "Živorad", "Mile": "Milan",
+    "Dule": "Dušan", "Goca": "Gordana", "Ceca": "Svetlana", "Paja": "Pavle", "Steva": "Stevan", "Rade": "Radomir",
+    # Polish
+    "Kasia": "Katarzyna", "Gosia": "Małgorzata", "Krzysiek": "Krzysztof", "Kuba": "Jakub", "Basia": "Barbara",
+    "Ola": "Aleksandra", "Tomek": "Tomasz", "Bartek": "Bartłomiej", "Wojtek": "Wojciech", "Marysia": "Maria",
+    "Zosia": "Zofia", "Staszek": "Stanisław", "Jurek": "Jerzy", "Ania": "Anna", "Asia": "Joanna", "Piotrek": "Piotr",
+    "Franek": "Franciszek", "Kaśka": "Katarzyna", "Małgosia": "Małgorzata",
+    # Russian
+    "Саша": "Александр", "Катя": "Екатерина", "Дима": "Дмитрий", "Миша": "Михаил", "Настя": "Анастасия",
+    "Маша": "Мария", "Таня": "Татьяна", "Лена": "Елена", "Серёжа": "Сергей", "Володя": "Владимир", "Коля": "Николай",
+    "Ваня": "Иван", "Наташа": "Наталья", "Оля": "Ольга", "Лёша": "Алексей", "Женя": "Евгений", "Юля": "Юлия",
+    "Паша": "Павел", "Петя": "Пётр",
+    # English
+    "Bill": "William", "Will": "William", "Bob": "Robert", "Rob": "Robert", "Bobby": "Robert", "Liz": "Elizabeth",
+    "Beth": "Elizabeth", "Betty": "Elizabeth", "Jen": "Jennifer", "Jenny": "Jennifer", "Mike": "Michael",
+    "Mick": "Michael", "Jim": "James", "Jimmy": "James", "Tom": "Thomas", "Tony": "Anthony", "Dave": "David",
+    "Danny": "Daniel", "Chris": "Christopher", "Matt": "Matthew", "Steve": "Steven", "Joe": "Joseph", "Kate": "Katherine",
+    "Katie": "Katherine", "Maggie": "Margaret", "Peggy": "Margaret", "Sue": "Susan", "Patty": "Patricia",
+    "Dick": "Richard", "Rick": "Richard", "Nick": "Nicholas", "Andy": "Andrew", "Ben": "Benjamin", "Charlie": "Charles",
+    "Ted": "Edward", "Ed": "Edward",
+    # German
+    "Hans": "Johannes", "Hannes": "Johannes", "Sepp": "Josef", "Jupp": "Josef", "Fritz": "Friedrich",
+    "Steffi": "Stefanie", "Uli": "Ulrich", "Gabi": "Gabriele", "Susi": "Susanne", "Andi": "Andreas",
+    "Basti": "Sebastian", "Flo": "Florian", "Kathi": "Katharina", "Heinz": "Heinrich",
+}
 
 def splink_frame(std: pd.DataFrame) -> pd.DataFrame:
     "The columns of standardised records that Splink sees: record_id and the match keys (extra ids included)."
@@ -57,7 +95,7 @@ def splink_frame(std: pd.DataFrame) -> pd.DataFrame:
 def key_profile(std: pd.DataFrame) -> pd.DataFrame:
     """Which keys the records carry and how often they are shared: per key, the records that have it, their share,
     its distinct values and the record pairs that agree on it exactly (what a blocking rule on it alone compares)."""
-    keys = [k for k in (*NAME_KEYS, "birth_date", "house_number", "street_key", "postcode_key", "city_key",
+    keys = [k for k in (*NAME_KEYS, "first_given_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
                         *STRONG_KEYS, *sorted(c for c in std.columns if c.startswith("id_"))) if k in std.columns]
     rows = []
     for k in keys:
@@ -70,7 +108,7 @@ def _present(profile: pd.DataFrame, key: str, shared: bool = False) -> bool:
     "`key` is carried by enough records (and, if `shared`, agrees for at least one pair)."
     return key in profile.index and profile.share[key] >= _MIN_FILLED and (not shared or profile.pairs[key] > 0)
 
-def _name_comparison(name: str, col: str, other: str, swap_counts: bool):
+def _name_comparison(name: str, col: str, other: str, swap_counts: bool, given: str | None = None):
     """One name compared on its own: exact (term-frequency adjusted), swapped with the other name (alike, Jaro-Winkler ≥ 0.92), Jaro-Winkler
     ≥ 0.92 and ≥ 0.8. A swap is evidence once: in the first name's comparison (`swap_counts`); the last name's
     swapped level is neutral (a null level), or the two would count it twice."""
@@ -83,6 +121,8 @@ def _name_comparison(name: str, col: str, other: str, swap_counts: bool):
                             comparison_levels=[
                                 cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=True),
                                 swapped if swap_counts else swapped.configure(is_null_level=True),
+                                *([cll.CustomLevel(f'"{given}_l" = "{given}_r"', label_for_charts=f"{col}: a nickname of the same name")]
+                                  if given else []),
                                 cll.JaroWinklerLevel(col, 0.92), cll.JaroWinklerLevel(col, 0.8), cll.ElseLevel()])
 
 def _address_comparison():
@@ -137,7 +177,8 @@ def auto_comparisons(profile: pd.DataFrame) -> tuple[list, list[str]]:
             share = profile.share[key]
             notes.append(f"{key}: left out of the model ({'no two records share one' if share >= _MIN_FILLED else f'filled in {share:.1%} of records'})")
     both = _present(profile, "first_key") and _present(profile, "last_key")
-    add("first_key", lambda: _name_comparison("first_name", "first_key", "last_key", swap_counts=both))
+    given = "first_given_key" if _present(profile, "first_given_key") else None  # the nickname level (NICKNAMES)
+    add("first_key", lambda: _name_comparison("first_name", "first_key", "last_key", swap_counts=both, given=given))
     add("last_key", lambda: _name_comparison("last_name", "last_key", "first_key", swap_counts=False))
     add("birth_date", lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False))
     add("street_key", _address_comparison)
@@ -175,6 +216,7 @@ def auto_rule_candidates(profile: pd.DataFrame) -> list[RuleCandidate]:
     out = [RuleCandidate(k, (k,), (("first_key",), ("last_key",))) for k in
            (*STRONG_KEYS, *sorted(k for k in profile.index if k.startswith("id_"))) if _present(profile, k, shared=True)]
     specs = [("names", ("first_key", "last_key"), (("city_key",), ("birth_date",), ("postcode_key",))),
+             ("given name + last name", ("first_given_key", "last_key"), (("city_key",), ("birth_date",), ("postcode_key",))),
              ("first name + birth date", ("first_key", "birth_date"), (("city_key",),)),
              ("last name + birth date", ("last_key", "birth_date"), (("city_key",),)),
              ("house + street", ("house_number", "street_key"), (("city_key",), ("postcode_key",))),

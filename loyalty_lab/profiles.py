@@ -19,11 +19,11 @@ from .core import LoyaltyLabError
 # %% auto #0
 __all__ = ['JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY', 'SURVIVORSHIP', 'ORDERS_ONLY',
            'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'check_country', 'phone_parts', 'phone_fields',
-           'phone_e164', 'address_words', 'address_keys', 'standardise', 'extra_id_keys', 'deterministic_edges',
-           'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked', 'pairwise_scores',
-           'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship', 'merge_profiles',
-           'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers', 'last_merge_run',
-           'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
+           'phone_e164', 'address_words', 'address_keys', 'standardise', 'given_name_key', 'extra_id_keys',
+           'deterministic_edges', 'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked',
+           'pairwise_scores', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
+           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
+           'last_merge_run', 'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 # Cyrillic (Serbian and Russian) straight to the Latin match skeleton
@@ -204,12 +204,27 @@ def standardise(profiles: ibis.Table, default_country: str = "RS", identifiers: 
         source_customer_id=p.source_customer_id, first_key=first, last_key=last, email_key=email,
         phone_e164=phone, card_key=card, birth_date=_as_date(p.birth_date),
         postcode_key=p.postcode.cast("string").upper().re_replace(r"[^0-9A-Z]", "").nullif(""),
-        city_key=name_key(p.city), **address_keys(p._address), **extra_id_keys(p, identifiers),
+        city_key=name_key(p.city), first_given_key=given_name_key(first), **address_keys(p._address),
+        **extra_id_keys(p, identifiers),
         signup_date=p.signup_date, phone_valid=phones["phone_valid"], phone_type=phones["phone_type"],
         phone_country=phones["phone_country"],
         phone_unreadable=p.phone.strip().nullif("").notnull() & phone.isnull(),
         other_script=_other_script(first) | _other_script(last),
         no_identifier=~usable)
+
+@lru_cache(maxsize=None)
+def _nickname_keys() -> dict[str, str]:
+    "matching.NICKNAMES through `name_key` (scripts, diacritics): nickname key → name key (names that are their own left out)."
+    from loyalty_lab.matching import NICKNAMES
+    pairs = pd.DataFrame(list(NICKNAMES.items()), columns=["nick", "name"])
+    t = ibis.memtable(pairs)
+    keys = t.select(nick=name_key(t.nick), name=name_key(t.name)).to_pandas().dropna()
+    keys = keys[keys.nick != keys.name].drop_duplicates("nick")
+    return dict(zip(keys.nick, keys.name))
+
+def given_name_key(first):
+    "The first-name key with a common nickname replaced by its name (Aca → aleksandar, Kasia → katarzyna; matching.NICKNAMES)."
+    return first.substitute(_nickname_keys(), else_=first)
 
 def extra_id_keys(p: ibis.Table, identifiers: tuple[str, ...]) -> dict:
     """`id_<name>` keys of the extra identifiers (columns of the profiles contract's `EXTRA_IDS`): trimmed, case-folded

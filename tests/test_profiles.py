@@ -469,3 +469,20 @@ def test_blocking_and_comparisons_from_settings_replace_the_automatic_choice(tmp
     text = mine.describe()
     assert "blocking rules (from settings;" in text and "comparisons (from settings;" in text
     assert "blocking rules (automatic;" in auto.describe()
+
+
+def test_a_nickname_is_a_level_of_the_first_name_comparison():
+    "Aca is Aleksandar, Kasia Katarzyna, Саша Александр, Bill William: `first_given_key` and its own level (matching.NICKNAMES)."
+    from loyalty_lab.matching import auto_comparisons, key_profile
+    t = profiles([person("crm", "C1", "Aca", "Ilić"), person("pos", "P1", "Aleksandar", "Ilić"),
+                  person("web", "W1", "КАСИЯ", "Nowak"), person("app", "A1", "Kasia", "Nowak"),
+                  person("crm", "C2", "Bill", "Smith"), person("crm", "C3", "Sneža", "Perić"),
+                  person("crm", "C4", "Ana", "Perić")])
+    std = standardise(t).to_pandas()
+    assert std.first_given_key.tolist()[:2] == ["aleksandar", "aleksandar"]
+    assert std.first_given_key.tolist()[3:] == ["katarzyna", "william", "snezana", "ana"]
+    comparisons, _ = auto_comparisons(key_profile(std))
+    first = comparisons[0].create_comparison_dict("duckdb")
+    labels = [lvl.get("label_for_charts") for lvl in first["comparison_levels"]]
+    assert "first_key: a nickname of the same name" in labels
+    assert labels.index("first_key: a nickname of the same name") == labels.index("Jaro-Winkler distance of first_key >= 0.92") - 1

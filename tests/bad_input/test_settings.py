@@ -155,7 +155,7 @@ def test_an_identifier_that_is_no_contract_column_is_refused(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("blocking = first_name+; city", "[profiles] blocking = 'first_name+; city': 'first_name+' is not a rule; write rules "
      "separated by ';', each columns joined by '+'"),
-    ("blocking = first_name+surname", "'surname' is not a standardised column (did you mean 'last_name'?); columns are first_key, last_key"),
+    ("blocking = first_name+surname", "'surname' is not a standardised column (did you mean 'last_name'?); columns are first_key, first_given_key, last_key"),
     ("blocking = national_id", "'national_id' is an extra identifier not named in [profiles] identifiers; add it there"),
     ("comparisons = first_name", "[profiles] comparisons = 'first_name': 'first_name' is not 'column:kind'"),
     ("comparisons = first_name:soundex", "kind 'soundex' is not one of name, date, address, place, exact, fuzzy"),
