@@ -249,6 +249,20 @@ max_first_names = 3
 max_records = 12
 # A blocking rule of the match model comparing more pairs than this is tightened or dropped (memory)
 max_pairs_per_rule = 20000000
+# Extra identifiers the merge compares exactly and blocks on: national_id, customer_no, tax_id, passport_no,
+# external_id — profiles-contract columns, filled by a source mapping (e.g. national_id = JMBG under [source.crm]).
+# A value shared by too many records (000, N/A) is set aside like a shared phone. Empty: none
+identifiers =
+# Your own blocking rules instead of the automatic ones: rules separated by ';', each a '+'-joined list of
+# standardised columns that must be equal, e.g. first_key+last_key; street_key+city_key; phone_e164
+# (columns: first_key last_key birth_date house_number street_key postcode_key city_key email_key phone_e164 card_key
+# and id_<name> of the identifiers above; first_name, city, phone, national_id … are accepted for them). Empty: automatic
+blocking =
+# Your own comparisons instead of the automatic ones: column:kind, …, e.g.
+# first_key:name, last_key:name, birth_date:date, street_key:address, postcode_key:place, phone_e164:exact
+# kinds: name (exact, Jaro-Winkler; first/last swapped), date (birth date), address (house exact, street fuzzy),
+# place (postcode, else city), exact, fuzzy. `loyalty-lab merge --explain-model` shows them "from settings". Empty: automatic
+comparisons =
 
 [privacy]
 # Secret mixed into the pseudonymous customer keys of exports. Empty: the lab's own random salt, created beside the

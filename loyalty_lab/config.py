@@ -14,7 +14,7 @@ import pandas as pd
 import phonenumbers
 from .core import LoyaltyLabError
 from .storage import PUBLIC_SALTS, salt_file, warehouse_salt
-from .contract import CONTRACT, SOURCE_SYSTEMS
+from .contract import CONTRACT, EXTRA_IDS, SOURCE_SYSTEMS
 
 # %% auto #0
 __all__ = ['OPTIONS', 'OPTION_BY_NAME', 'SECRETS', 'SECTIONS', 'COLUMN_SECTIONS', 'SEGMENT_MAP_PREFIX', 'SOURCE_PREFIX',
@@ -144,6 +144,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("profiles", "max_pairs_per_rule", "int", 20_000_000,
            "A blocking rule of the match model comparing more record pairs than this is tightened (another key) "
            "or dropped, so large data stays within memory", minimum=1000),
+    Option("profiles", "identifiers", "list", "",
+           "Extra identifiers the merge compares exactly and blocks on (columns of the profiles contract, filled by "
+           "a source mapping such as `national_id = JMBG`); empty: none", choices=tuple(EXTRA_IDS)),
+    Option("profiles", "blocking", "str", "",
+           "Blocking rules replacing the automatic choice: rules separated by ';', each a '+'-joined list of "
+           "standardised columns, e.g. 'first_key+last_key; street_key+city_key; phone_e164'; empty: automatic"),
+    Option("profiles", "comparisons", "str", "",
+           "Comparisons replacing the automatic choice: 'column:kind, …' (kinds name, date, address, place, exact, "
+           "fuzzy), e.g. 'first_key:name, last_key:name, birth_date:date, phone_e164:exact'; empty: automatic"),
     Option("privacy", "pseudonym_salt", "str", None,
            "Secret mixed into pseudonymous customer keys of exports; empty: the lab's own random salt, created "
            "beside the warehouse (<warehouse>.salt) at first use"),

@@ -10,8 +10,8 @@ from .core import LoyaltyLabError
 
 # %% auto #0
 __all__ = ['DTYPES', 'SOURCE_SYSTEMS', 'CHANNELS', 'PROMO_TYPES', 'OFFER_TYPES', 'EVENT_TYPES', 'LEDGER_ENTRY_TYPES', 'TIERS',
-           'PROFILES', 'ORDER_LINES', 'INTERACTIONS', 'LOYALTY_LEDGER', 'OFFERS', 'CONTRACT', 'Column', 'TableContract',
-           'describe_contract']
+           'EXTRA_IDS', 'PROFILES', 'ORDER_LINES', 'INTERACTIONS', 'LOYALTY_LEDGER', 'OFFERS', 'CONTRACT', 'Column',
+           'TableContract', 'describe_contract']
 
 # %% ../notebooks/01_contract.ipynb #d6850797
 DTYPES = ("string", "integer", "decimal", "boolean", "timestamp", "date")
@@ -68,6 +68,12 @@ EVENT_TYPES = ("email_sent", "email_open", "email_click", "web_visit", "product_
 LEDGER_ENTRY_TYPES = ("earn", "redeem", "expire", "adjust", "reward", "tier_change")
 TIERS = ("basic", "silver", "gold", "platinum")
 
+# optional identifiers a source may carry; [profiles] identifiers names those the merge compares exactly
+EXTRA_IDS = {"national_id": "National identity number (JMBG, PESEL, SSN, Steuer-ID …)",
+             "customer_no": "Customer number shared by several systems (an ERP or CRM key)",
+             "tax_id": "Tax number", "passport_no": "Passport or identity card number",
+             "external_id": "Any other id of the person held by more than one system"}
+
 _source_cols = (
     Column("source_system", "string", "System the record comes from", required=True, allowed=SOURCE_SYSTEMS),
     Column("source_customer_id", "string", "Customer id inside that system (card number, account id …)", required=True),
@@ -91,7 +97,8 @@ PROFILES = TableContract(
         Column("consent_sms", "boolean", "May be contacted by SMS"),
         Column("consent_push", "boolean", "May be contacted by app push"),
         Column("loyalty_card_number", "string", "Loyalty card number, if any"),
-    ),
+    ) + tuple(Column(name, "string", f"{what}: an extra identifier the merge may use ([profiles] identifiers)", pii=True)
+              for name, what in EXTRA_IDS.items()),
     primary_key=("source_system", "source_customer_id"), event_time="signup_date")
 
 ORDER_LINES = TableContract(

@@ -6,17 +6,18 @@
 from __future__ import annotations
 import json, logging, re, tempfile, warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .config import OPTION_BY_NAME
 from .core import LoyaltyLabError, remove_abandoned, scratch_name
 
 # %% auto #0
-__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'MAX_PAIRS_PER_RULE', 'splink_frame', 'key_profile', 'auto_comparisons',
-           'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking', 'prior_rules', 'estimate_prior',
-           'match_prior', 'em_blocks', 'train_model', 'model_tf_columns', 'MatchModel', 'plan_model',
-           'probabilistic_links', 'score_new_records', 'model_summary']
+__all__ = ['STRONG_KEYS', 'NAME_KEYS', 'MODEL_KEYS', 'NICKNAMES', 'COMPARISON_KINDS', 'MAX_PAIRS_PER_RULE', 'splink_frame',
+           'key_profile', 'auto_comparisons', 'RuleCandidate', 'auto_rule_candidates', 'count_pairs', 'choose_blocking',
+           'prior_rules', 'estimate_prior', 'match_prior', 'parse_blocking', 'parse_comparisons', 'em_blocks',
+           'train_model', 'model_tf_columns', 'MatchModel', 'plan_model', 'probabilistic_links', 'score_new_records',
+           'model_summary']
 
 # %% ../notebooks/08a_matching.ipynb #8a000004
 _MEMORY_LIMIT = OPTION_BY_NAME["warehouse.memory_limit"].default  # of Splink's DuckDB, unless settings say otherwise
@@ -46,8 +47,45 @@ def _pairs_frame(predictions) -> pd.DataFrame:
 STRONG_KEYS = ("phone_e164", "email_key", "card_key")  # one person's own: shared by two records, usually one person
 NAME_KEYS = ("first_key", "last_key")
 _MIN_FILLED = 0.01  # a key filled in fewer records than this is left out of the model (too rare to train or use)
-MODEL_KEYS = ("first_key", "last_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
+MODEL_KEYS = ("first_key", "first_given_key", "last_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
               "email_key", "phone_e164", "card_key")
+
+# Common nickname → name of the lab's locales (Serbian, Polish, Russian, English, German), compiled by hand from
+# everyday usage (hypocorisms every speaker knows; not from a data set). It also holds the pairs 07_synth's NICKNAMES
+# uses where they are real usage (Aca/Aleksandar, Kasia/Katarzyna, Bill/William …), so benchmark gains on generated
+# data are an upper bound. Written as people write them: `standardise` turns both sides into name keys (scripts,
+# diacritics), giving `first_given_key` = the first name with a nickname replaced. A nickname of several names
+# (Mika: Milan, Mihajlo, Miroslav) keeps one: the level is one piece of evidence among the others, trained by EM.
+NICKNAMES = {
+    # Serbian
+    "Aca": "Aleksandar", "Saša": "Aleksandar", "Sale": "Aleksandar", "Saška": "Aleksandra", "Joca": "Jovana",
+    "Miki": "Miloš", "Mika": "Miroslav", "Vlada": "Vladimir", "Boban": "Slobodan", "Boba": "Slobodan",
+    "Sneža": "Snežana", "Kaća": "Katarina", "Ljuba": "Ljubomir", "Bane": "Branislav", "Peđa": "Predrag",
+    "Jeca": "Jelena", "Gaga": "Dragana", "Neša": "Nenad", "Đole": "Đorđe", "Žika": "Živorad", "Mile": "Milan",
+    "Dule": "Dušan", "Goca": "Gordana", "Ceca": "Svetlana", "Paja": "Pavle", "Steva": "Stevan", "Rade": "Radomir",
+    # Polish
+    "Kasia": "Katarzyna", "Gosia": "Małgorzata", "Krzysiek": "Krzysztof", "Kuba": "Jakub", "Basia": "Barbara",
+    "Ola": "Aleksandra", "Tomek": "Tomasz", "Bartek": "Bartłomiej", "Wojtek": "Wojciech", "Marysia": "Maria",
+    "Zosia": "Zofia", "Staszek": "Stanisław", "Jurek": "Jerzy", "Ania": "Anna", "Asia": "Joanna", "Piotrek": "Piotr",
+    "Franek": "Franciszek", "Kaśka": "Katarzyna", "Małgosia": "Małgorzata",
+    # Russian
+    "Саша": "Александр", "Катя": "Екатерина", "Дима": "Дмитрий", "Миша": "Михаил", "Настя": "Анастасия",
+    "Маша": "Мария", "Таня": "Татьяна", "Лена": "Елена", "Серёжа": "Сергей", "Володя": "Владимир", "Коля": "Николай",
+    "Ваня": "Иван", "Наташа": "Наталья", "Оля": "Ольга", "Лёша": "Алексей", "Женя": "Евгений", "Юля": "Юлия",
+    "Паша": "Павел", "Петя": "Пётр",
+    # English
+    "Bill": "William", "Will": "William", "Bob": "Robert", "Rob": "Robert", "Bobby": "Robert", "Liz": "Elizabeth",
+    "Beth": "Elizabeth", "Betty": "Elizabeth", "Jen": "Jennifer", "Jenny": "Jennifer", "Mike": "Michael",
+    "Mick": "Michael", "Jim": "James", "Jimmy": "James", "Tom": "Thomas", "Tony": "Anthony", "Dave": "David",
+    "Danny": "Daniel", "Chris": "Christopher", "Matt": "Matthew", "Steve": "Steven", "Joe": "Joseph", "Kate": "Katherine",
+    "Katie": "Katherine", "Maggie": "Margaret", "Peggy": "Margaret", "Sue": "Susan", "Patty": "Patricia",
+    "Dick": "Richard", "Rick": "Richard", "Nick": "Nicholas", "Andy": "Andrew", "Ben": "Benjamin", "Charlie": "Charles",
+    "Ted": "Edward", "Ed": "Edward",
+    # German
+    "Hans": "Johannes", "Hannes": "Johannes", "Sepp": "Josef", "Jupp": "Josef", "Fritz": "Friedrich",
+    "Steffi": "Stefanie", "Uli": "Ulrich", "Gabi": "Gabriele", "Susi": "Susanne", "Andi": "Andreas",
+    "Basti": "Sebastian", "Flo": "Florian", "Kathi": "Katharina", "Heinz": "Heinrich",
+}
 
 def splink_frame(std: pd.DataFrame) -> pd.DataFrame:
     "The columns of standardised records that Splink sees: record_id and the match keys (extra ids included)."
@@ -57,7 +95,7 @@ def splink_frame(std: pd.DataFrame) -> pd.DataFrame:
 def key_profile(std: pd.DataFrame) -> pd.DataFrame:
     """Which keys the records carry and how often they are shared: per key, the records that have it, their share,
     its distinct values and the record pairs that agree on it exactly (what a blocking rule on it alone compares)."""
-    keys = [k for k in (*NAME_KEYS, "birth_date", "house_number", "street_key", "postcode_key", "city_key",
+    keys = [k for k in (*NAME_KEYS, "first_given_key", "birth_date", "house_number", "street_key", "postcode_key", "city_key",
                         *STRONG_KEYS, *sorted(c for c in std.columns if c.startswith("id_"))) if k in std.columns]
     rows = []
     for k in keys:
@@ -70,7 +108,7 @@ def _present(profile: pd.DataFrame, key: str, shared: bool = False) -> bool:
     "`key` is carried by enough records (and, if `shared`, agrees for at least one pair)."
     return key in profile.index and profile.share[key] >= _MIN_FILLED and (not shared or profile.pairs[key] > 0)
 
-def _name_comparison(name: str, col: str, other: str, swap_counts: bool):
+def _name_comparison(name: str, col: str, other: str, swap_counts: bool, given: str | None = None):
     """One name compared on its own: exact (term-frequency adjusted), swapped with the other name (alike, Jaro-Winkler ≥ 0.92), Jaro-Winkler
     ≥ 0.92 and ≥ 0.8. A swap is evidence once: in the first name's comparison (`swap_counts`); the last name's
     swapped level is neutral (a null level), or the two would count it twice."""
@@ -83,6 +121,8 @@ def _name_comparison(name: str, col: str, other: str, swap_counts: bool):
                             comparison_levels=[
                                 cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=True),
                                 swapped if swap_counts else swapped.configure(is_null_level=True),
+                                *([cll.CustomLevel(f'"{given}_l" = "{given}_r"', label_for_charts=f"{col}: a nickname of the same name")]
+                                  if given else []),
                                 cll.JaroWinklerLevel(col, 0.92), cll.JaroWinklerLevel(col, 0.8), cll.ElseLevel()])
 
 def _address_comparison():
@@ -137,7 +177,8 @@ def auto_comparisons(profile: pd.DataFrame) -> tuple[list, list[str]]:
             share = profile.share[key]
             notes.append(f"{key}: left out of the model ({'no two records share one' if share >= _MIN_FILLED else f'filled in {share:.1%} of records'})")
     both = _present(profile, "first_key") and _present(profile, "last_key")
-    add("first_key", lambda: _name_comparison("first_name", "first_key", "last_key", swap_counts=both))
+    given = "first_given_key" if _present(profile, "first_given_key") else None  # the nickname level (NICKNAMES)
+    add("first_key", lambda: _name_comparison("first_name", "first_key", "last_key", swap_counts=both, given=given))
     add("last_key", lambda: _name_comparison("last_name", "last_key", "first_key", swap_counts=False))
     add("birth_date", lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False))
     add("street_key", _address_comparison)
@@ -175,6 +216,7 @@ def auto_rule_candidates(profile: pd.DataFrame) -> list[RuleCandidate]:
     out = [RuleCandidate(k, (k,), (("first_key",), ("last_key",))) for k in
            (*STRONG_KEYS, *sorted(k for k in profile.index if k.startswith("id_"))) if _present(profile, k, shared=True)]
     specs = [("names", ("first_key", "last_key"), (("city_key",), ("birth_date",), ("postcode_key",))),
+             ("given name + last name", ("first_given_key", "last_key"), (("city_key",), ("birth_date",), ("postcode_key",))),
              ("first name + birth date", ("first_key", "birth_date"), (("city_key",),)),
              ("last name + birth date", ("last_key", "birth_date"), (("city_key",),)),
              ("house + street", ("house_number", "street_key"), (("city_key",), ("postcode_key",))),
@@ -284,6 +326,96 @@ def match_prior(std: pd.DataFrame, recall: float = _PRIOR_RECALL, max_records: i
     with _splink_db() as db:
         return estimate_prior(db.register(frame), columns, len(frame), recall, max_records)[0]
 
+# %% ../notebooks/08a_matching.ipynb #8a00013b
+_ALIASES = {"first_name": "first_key", "last_name": "last_key", "email": "email_key", "phone": "phone_e164",
+            "card": "card_key", "loyalty_card_number": "card_key", "postcode": "postcode_key", "city": "city_key",
+            "street": "street_key", "address": "street_key"}
+COMPARISON_KINDS = ("name", "date", "address", "place", "exact", "fuzzy")
+_KIND_COLUMNS = {"date": ("birth_date",), "address": ("street_key",), "place": ("postcode_key", "city_key")}
+
+def _override_column(word: str, identifiers, setting: str, text: str) -> str:
+    "The standardised column an analyst's word names (an alias of the contract allowed), or a LoyaltyLabError."
+    from loyalty_lab.contract import EXTRA_IDS
+    w = word.strip()
+    col = _ALIASES.get(w, f"id_{w}" if w in EXTRA_IDS else w)
+    if col.startswith("id_") and col[3:] in EXTRA_IDS:
+        if col[3:] not in identifiers:
+            raise LoyaltyLabError(f"[profiles] {setting} = {text!r}: {w!r} is an extra identifier not named in [profiles] "
+                                  f"identifiers; add it there (identifiers = {', '.join([*identifiers, col[3:]])})")
+        return col
+    if col not in MODEL_KEYS:
+        import difflib
+        known = list(MODEL_KEYS) + [f"id_{i}" for i in identifiers]
+        hint = difflib.get_close_matches(w, known + list(_ALIASES), n=1)
+        raise LoyaltyLabError(f"[profiles] {setting} = {text!r}: {w!r} is not a standardised column"
+                              + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; columns are {', '.join(known)}")
+    return col
+
+def parse_blocking(text: str, identifiers=()) -> list[RuleCandidate]:
+    "'first_key+last_key; street_key+city_key; phone_e164' → blocking rules (RuleCandidate), every column checked."
+    rules = []
+    for part in text.split(";"):
+        words = [w.strip() for w in part.split("+")]
+        if not part.strip() or not all(words):
+            raise LoyaltyLabError(f"[profiles] blocking = {text!r}: {part.strip()!r} is not a rule; write rules separated "
+                                  "by ';', each columns joined by '+', e.g. 'first_key+last_key; street_key+city_key; phone_e164'")
+        cols = tuple(dict.fromkeys(_override_column(w, identifiers, "blocking", text) for w in words))
+        rules.append(RuleCandidate(" + ".join(cols) + " (from settings)", cols))
+    return rules
+
+def _fuzzy(name: str, col: str, tf: bool, thresholds=(0.9, 0.8)):
+    import splink.comparison_level_library as cll
+    from splink.comparison_library import CustomComparison
+    return CustomComparison(output_column_name=name, comparison_description=f"{col}: exact, fuzzy",
+                            comparison_levels=[cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=tf),
+                                               *[cll.JaroWinklerLevel(col, t) for t in thresholds], cll.ElseLevel()])
+
+def _output_name(col: str) -> str:
+    return {"first_key": "first_name", "last_key": "last_name", "phone_e164": "phone", "email_key": "email",
+            "card_key": "card"}.get(col, col[3:] if col.startswith("id_") else col)
+
+def parse_comparisons(text: str, identifiers=()) -> list:
+    "'first_key:name, birth_date:date, phone_e164:exact' → Splink comparisons, every column and kind checked."
+    import splink.comparison_library as cl
+    pairs = []
+    for item in text.split(","):
+        col, sep, kind = (x.strip() for x in item.partition(":"))
+        if not sep or not col or not kind:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r} is not 'column:kind'; e.g. "
+                                  f"'first_key:name, birth_date:date, phone_e164:exact' (kinds: {', '.join(COMPARISON_KINDS)})")
+        if kind not in COMPARISON_KINDS:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r}: kind {kind!r} is not one of "
+                                  f"{', '.join(COMPARISON_KINDS)}")
+        col = _override_column(col, identifiers, "comparisons", text)
+        if kind in _KIND_COLUMNS and col not in _KIND_COLUMNS[kind]:
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {item.strip()!r}: kind {kind} compares "
+                                  f"{' or '.join(_KIND_COLUMNS[kind])}, not {col}; use name, exact or fuzzy for {col}")
+        if any(c == col for c, _ in pairs):
+            raise LoyaltyLabError(f"[profiles] comparisons = {text!r}: {col} is compared twice; keep one kind for it")
+        pairs.append((col, kind))
+    cols = {c for c, _ in pairs}
+    out, place_done = [], False
+    for col, kind in pairs:
+        if kind == "name" and col in NAME_KEYS:
+            other = "last_key" if col == "first_key" else "first_key"
+            out.append(_name_comparison(_output_name(col), col, other,
+                                        swap_counts=col == "first_key" and other in cols))
+        elif kind == "name":
+            out.append(_fuzzy(_output_name(col), col, True, (0.92, 0.8)))
+        elif kind == "date":
+            out.append(cl.DateOfBirthComparison("birth_date", input_is_string=False))
+        elif kind == "address":
+            out.append(_address_comparison())
+        elif kind == "place" and not place_done:
+            place = {c for c, k in pairs if k == "place"}
+            out.append(_place_comparison("postcode_key" in place, "city_key" in place))
+            place_done = True
+        elif kind == "exact":
+            out.append(_exact(_output_name(col), col))
+        elif kind == "fuzzy":
+            out.append(_fuzzy(_output_name(col), col, False))
+    return out
+
 # %% ../notebooks/08a_matching.ipynb #8a000015
 _EM_MAX_PAIRS = 2e6  # pairs of one EM block beyond which Splink samples them
 
@@ -370,6 +502,8 @@ class MatchModel:
     prior_source: str
     training: dict  # `train_model`'s report
     notes: list[str]
+    # where the comparisons and the blocking rules came from: "automatic" (the keys present) or "from settings"
+    chosen_by: dict = field(default_factory=lambda: {"comparisons": "automatic", "blocking": "automatic"})
 
     def parameters(self) -> pd.DataFrame:
         "Every comparison level with its trained m and u and match weight (log2 m/u)."
@@ -387,7 +521,7 @@ class MatchModel:
     def describe(self) -> str:
         "The model in words: comparisons, blocking rules with their pair counts, the prior, each m/u."
         lines = [f"match model: λ = {self.prior:.3g} (one pair in {1 / self.prior:,.0f}; {self.prior_source})"]
-        lines.append("blocking rules (pairs compared; new pairs after the rules above):")
+        lines.append(f"blocking rules ({self.chosen_by.get('blocking', 'automatic')}; pairs compared; new pairs after the rules above):")
         for r in self.blocking.itertuples():
             count = "—" if pd.isna(r.pairs) else f"{int(r.pairs):,}"
             new = "" if pd.isna(r.new_pairs) else f", {int(r.new_pairs):,} new"
@@ -398,7 +532,7 @@ class MatchModel:
                      + "".join(f"; failed {b['block']} ({b['error']})" for b in t.get("em_failed", [])))
         if t.get("untrained_comparisons"):
             lines.append("NOT trained (Splink's default m): " + ", ".join(t["untrained_comparisons"]))
-        lines.append("comparisons (level: m, u, match weight):")
+        lines.append(f"comparisons ({self.chosen_by.get('comparisons', 'automatic')}; level: m, u, match weight):")
         for name, levels in self.parameters().groupby("comparison", sort=False):
             lines.append(f"  {name}" + ("" if levels.trained.iloc[0] else "  (not trained)"))
             for r in levels.itertuples():
@@ -417,6 +551,8 @@ def plan_model(table, frame: pd.DataFrame, threshold: float, max_records: int = 
     n = len(frame)
     keys = key_profile(frame)
     notes: list[str] = []
+    chosen_by = {"comparisons": "automatic" if comparisons is None else "from settings",
+                 "blocking": "automatic" if blocking is None else "from settings"}
     if comparisons is None:
         comparisons, notes = auto_comparisons(keys)
     candidates = auto_rule_candidates(keys) if blocking is None else blocking
@@ -424,7 +560,7 @@ def plan_model(table, frame: pd.DataFrame, threshold: float, max_records: int = 
     notes += [f"blocking rule {r.name}: {r.note}" for r in blocking_table.itertuples() if r.note.startswith("dropped")
               and "no pairs" not in r.note]
     prior, how = estimate_prior(table, frame.columns, n, max_records=max_records)
-    plan = MatchModel(None, keys, blocking_table, prior, how, {}, notes)
+    plan = MatchModel(None, keys, blocking_table, prior, how, {}, notes, chosen_by)
     names_only = all(c.create_comparison_dict("duckdb")["output_column_name"] in ("first_name", "last_name")
                      for c in comparisons if not isinstance(c, dict))
     if not comparisons or not rules or names_only:
@@ -518,4 +654,5 @@ def model_summary(plan: MatchModel | None) -> dict:
             "untrained_comparisons": list(t.get("untrained_comparisons", [])),
             "em_trained": [b["block"] for b in t.get("em_trained", [])], "em_failed": list(t.get("em_failed", [])),
             "blocking_rules": [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in plan.blocking.to_dict("records")],
-            "prior": plan.prior, "prior_source": plan.prior_source, "model_notes": list(plan.notes)}
+            "prior": plan.prior, "prior_source": plan.prior_source, "model_notes": list(plan.notes),
+            "chosen_by": dict(plan.chosen_by)}

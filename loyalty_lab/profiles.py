@@ -19,11 +19,11 @@ from .core import LoyaltyLabError
 # %% auto #0
 __all__ = ['JUNK_EMAIL_LOCALS', 'JUNK_EMAIL_DOMAINS', 'HARD_IDENTIFIERS', 'SOURCE_PRIORITY', 'SURVIVORSHIP', 'ORDERS_ONLY',
            'nfc_normalize', 'strip_accents', 'name_key', 'email_key', 'check_country', 'phone_parts', 'phone_fields',
-           'phone_e164', 'address_words', 'address_keys', 'standardise', 'extra_id_keys', 'deterministic_edges',
-           'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked', 'pairwise_scores',
-           'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship', 'merge_profiles',
-           'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers', 'last_merge_run',
-           'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
+           'phone_e164', 'address_words', 'address_keys', 'standardise', 'given_name_key', 'extra_id_keys',
+           'deterministic_edges', 'deterministic_links', 'cluster_records', 'set_aside', 'masked', 'describe_blocked',
+           'pairwise_scores', 'read_pair_decisions', 'guarded_clusters', 'MergeOptions', 'parse_survivorship',
+           'merge_profiles', 'golden_records', 'assign_customer_ids', 'id_changes', 'MergeRun', 'resolve_customers',
+           'last_merge_run', 'stored_match_model', 'Explanation', 'merged_crosswalk', 'explain']
 
 # %% ../notebooks/08_profiles.ipynb #71b7d962
 # Cyrillic (Serbian and Russian) straight to the Latin match skeleton
@@ -204,16 +204,39 @@ def standardise(profiles: ibis.Table, default_country: str = "RS", identifiers: 
         source_customer_id=p.source_customer_id, first_key=first, last_key=last, email_key=email,
         phone_e164=phone, card_key=card, birth_date=_as_date(p.birth_date),
         postcode_key=p.postcode.cast("string").upper().re_replace(r"[^0-9A-Z]", "").nullif(""),
-        city_key=name_key(p.city), **address_keys(p._address), **extra_id_keys(p, identifiers),
+        city_key=name_key(p.city), first_given_key=given_name_key(first), **address_keys(p._address),
+        **extra_id_keys(p, identifiers),
         signup_date=p.signup_date, phone_valid=phones["phone_valid"], phone_type=phones["phone_type"],
         phone_country=phones["phone_country"],
         phone_unreadable=p.phone.strip().nullif("").notnull() & phone.isnull(),
         other_script=_other_script(first) | _other_script(last),
         no_identifier=~usable)
 
+@lru_cache(maxsize=None)
+def _nickname_keys() -> dict[str, str]:
+    "matching.NICKNAMES through `name_key` (scripts, diacritics): nickname key → name key (names that are their own left out)."
+    from loyalty_lab.matching import NICKNAMES
+    pairs = pd.DataFrame(list(NICKNAMES.items()), columns=["nick", "name"])
+    t = ibis.memtable(pairs)
+    keys = t.select(nick=name_key(t.nick), name=name_key(t.name)).to_pandas().dropna()
+    keys = keys[keys.nick != keys.name].drop_duplicates("nick")
+    return dict(zip(keys.nick, keys.name))
+
+def given_name_key(first):
+    "The first-name key with a common nickname replaced by its name (Aca → aleksandar, Kasia → katarzyna; matching.NICKNAMES)."
+    return first.substitute(_nickname_keys(), else_=first)
+
 def extra_id_keys(p: ibis.Table, identifiers: tuple[str, ...]) -> dict:
-    "`id_<name>` keys of the extra identifiers: upper case, letters and digits only (placeholder until extra_ids)."
-    return {}
+    """`id_<name>` keys of the extra identifiers (columns of the profiles contract's `EXTRA_IDS`): trimmed, case-folded
+    (upper case), letters and digits only — ' 0101990-710 012 ' and '0101990710012' are one national id."""
+    from loyalty_lab.contract import EXTRA_IDS
+    unknown = [i for i in identifiers if i not in EXTRA_IDS]
+    if unknown:
+        raise LoyaltyLabError(f"[profiles] identifiers = {', '.join(identifiers)}: {', '.join(map(repr, unknown))} is not an "
+                              f"identifier column of the profiles contract; use {', '.join(EXTRA_IDS)} (map your own "
+                              "column onto one in its source, e.g. `national_id = JMBG` under [source.crm])")
+    return {f"id_{i}": p[i].cast("string").strip().upper().re_replace(r"[^\p{L}\p{N}]", "").nullif("")
+            for i in identifiers}
 
 def _as_date(value):
     "A birth date column as a date (text in ISO form is parsed; anything unreadable becomes NULL)."
@@ -227,9 +250,11 @@ def _other_script(key):
 HARD_IDENTIFIERS = ("card_key", "email_key", "phone_e164")
 
 def deterministic_edges(std: ibis.Table, max_first_names: int = 3, max_records: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Edges (a, b, identifier) between records sharing a hard identifier, and the blocked values."
+    """Edges (a, b, identifier) between records sharing a hard identifier — card, e-mail, phone and the extra
+    identifiers of `[profiles] identifiers` (`id_*` keys: a national id shared by two records is one person) — and the
+    blocked values (a junk '000' or 'N/A' shared by many links nobody, in neither pass)."""
     edges, blocked = [], []
-    for key in HARD_IDENTIFIERS:
+    for key in HARD_IDENTIFIERS + tuple(sorted(c for c in std.columns if c.startswith("id_"))):
         k = std.filter(std[key].notnull())
         groups = k.group_by(k[key].name("value")).aggregate(
             records=k.count(), first_names=k.first_key.nunique(), anchor=k.record_id.min())
@@ -303,14 +328,18 @@ def pairwise_scores(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
 
 # %% ../notebooks/08_profiles.ipynb #4dfc4d83
 import json, logging, tempfile, warnings
-from .matching import (MAX_PAIRS_PER_RULE, MatchModel, _MEMORY_LIMIT, _PAIR_COLUMNS, _register_term_frequencies, _splink_db,
+from .matching import (MAX_PAIRS_PER_RULE, parse_blocking, parse_comparisons, MatchModel, _MEMORY_LIMIT, _PAIR_COLUMNS, _register_term_frequencies, _splink_db,
                                   match_prior, model_summary, model_tf_columns, probabilistic_links, score_new_records,
                                   splink_frame)
 
 # %% ../notebooks/08_profiles.ipynb #eba7cae8
 _DECISIONS = ("never", "always")
 _LINK_STRENGTH_ORDER = ("always", "card_key", "email_key", "phone_e164", "probabilistic")  # strongest first
-_IDENTIFIER_WEIGHT = {"always": np.inf, "card_key": 1e6, "email_key": 1e6 - 1, "phone_e164": 1e6 - 2}
+
+def _link_rank(kind: str) -> float:
+    "Rank of a link's kind in `_LINK_STRENGTH_ORDER`; an extra identifier (id_*) ranks after the phone."
+    return _LINK_STRENGTH_ORDER.index("phone_e164") + 0.5 if kind.startswith("id_") else _LINK_STRENGTH_ORDER.index(kind)
+_IDENTIFIER_WEIGHT = {"always": np.inf, "card_key": 1e6, "email_key": 1e6 - 1, "phone_e164": 1e6 - 2}  # id_*: 1e6 - 3
 
 def read_pair_decisions(path, record_ids: pd.Series | None = None) -> pd.DataFrame:
     "The analyst's never/always pairs from a CSV (record_a, record_b, decision, reason), checked."
@@ -361,7 +390,7 @@ def guarded_clusters(records: pd.Series, edges: pd.DataFrame, decisions: pd.Data
         return clusters, skipped
     members = clusters[clusters.cluster.isin(broken)].record_id
     inner = edges[edges.a.map(cluster_of).isin(broken)].copy()
-    inner["strength"] = inner.kind.map(_IDENTIFIER_WEIGHT).fillna(inner.match_weight)
+    inner["strength"] = inner.kind.map(_IDENTIFIER_WEIGHT).mask(inner.kind.str.startswith("id_"), 1e6 - 3).fillna(inner.match_weight)
     rebuilt, skipped = _rebuild_with_rules(members, inner.sort_values("strength", ascending=False, kind="stable"),
                                            never, set(duplicate_free_sources))
     clusters = clusters.set_index("record_id")
@@ -425,6 +454,9 @@ class MergeOptions:
     max_pairs_per_rule: int = MAX_PAIRS_PER_RULE  # a blocking rule comparing more pairs is tightened or dropped
     seed: int = 42
     memory_limit: str = _MEMORY_LIMIT  # for Splink's DuckDB
+    identifiers: tuple[str, ...] = ()  # extra identifiers (contract columns in EXTRA_IDS) compared and blocked on
+    blocking: str = ""  # [profiles] blocking: rules replacing the automatic ones (see matching.parse_blocking)
+    comparisons: str = ""  # [profiles] comparisons: replacing the automatic ones (see matching.parse_comparisons)
 
     @classmethod
     def from_settings(cls, s) -> "MergeOptions":
@@ -433,7 +465,13 @@ class MergeOptions:
                    max_cluster_size=p.max_cluster_size, source_priority=tuple(p.source_priority),
                    duplicate_free_sources=tuple(p.duplicate_free_sources), pair_decisions=p.pair_decisions,
                    survivorship=parse_survivorship(p.survivorship), max_first_names=p.max_first_names,
-                   max_records=p.max_records, max_pairs_per_rule=p.max_pairs_per_rule, seed=s.run.seed, memory_limit=s.warehouse.memory_limit)
+                   max_records=p.max_records, max_pairs_per_rule=p.max_pairs_per_rule, seed=s.run.seed, memory_limit=s.warehouse.memory_limit,
+                   identifiers=tuple(p.identifiers), blocking=p.blocking or "", comparisons=p.comparisons or "")
+
+    def overrides(self) -> dict:
+        "The analyst's blocking and comparisons (None: automatic), parsed and checked against the identifiers."
+        return {"blocking": parse_blocking(self.blocking, self.identifiers) if self.blocking.strip() else None,
+                "comparisons": parse_comparisons(self.comparisons, self.identifiers) if self.comparisons.strip() else None}
 
 def parse_survivorship(text: str) -> dict[str, str]:
     "'email = most_frequent, phone = source_priority' → {'email': 'most_frequent', 'phone': 'source_priority'}."
@@ -461,7 +499,7 @@ def _combine(std: pd.DataFrame, det_edges: pd.DataFrame, pairs: pd.DataFrame, de
     # how each record joined its customer: the strongest kind of link touching it (None: a singleton)
     ends = pd.concat([links[["a", "kind"]].rename(columns={"a": "record_id"}),
                       links[["b", "kind"]].rename(columns={"b": "record_id"})])
-    ends = ends.assign(rank=ends.kind.map(_LINK_STRENGTH_ORDER.index)).sort_values("rank").drop_duplicates("record_id")
+    ends = ends.assign(rank=ends.kind.map(_link_rank)).sort_values("rank").drop_duplicates("record_id")
     clusters["linked_by"] = clusters.record_id.map(ends.set_index("record_id").kind)
     clusters.loc[~clusters.cluster.duplicated(keep=False), "linked_by"] = None
     return clusters, links, skipped
@@ -522,12 +560,13 @@ def merge_profiles(profiles: ibis.Table, options: MergeOptions | None = None) ->
     Clusters larger than `options.max_cluster_size` are reported in `stats["oversized_clusters"]` with a
     warning: a person rarely has that many profiles, so such a cluster usually means a chain of wrong links."""
     profiles, options = _merge_inputs(profiles, options)
-    std = standardise(profiles, options.default_country).to_pandas()  # computed once, used by both passes
+    overrides = options.overrides()  # checked before the heavy work
+    std = standardise(profiles, options.default_country, options.identifiers).to_pandas()  # computed once, used by both passes
     decisions = _decisions(std, options)  # checked before the heavy work
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
     _warn_blocked(blocked, options)
     pairs = probabilistic_links(set_aside(std, blocked), options.threshold, options.seed, options.memory_limit,
-                                options.max_records, options.max_pairs_per_rule)
+                                options.max_records, options.max_pairs_per_rule, **overrides)
     clusters, links, skipped = _combine(std, det_edges, pairs, decisions, options)
     stats = _merge_stats(std, clusters, links, blocked, skipped, options, pairs.attrs["em_blocks_skipped"],
                          model_summary(pairs.attrs["match_model"]))
@@ -617,7 +656,7 @@ def id_changes(crosswalk: pd.DataFrame, previous: pd.DataFrame, links: pd.DataFr
         inside = links[links.a.isin(members) & links.b.isin(members)]
         inside = inside[inside.a.map(now) == inside.b.map(now)]
         crossing = inside[inside.a.map(before) != inside.b.map(before)]  # a new record (no earlier id) counts as crossing
-        kinds = crossing.groupby(crossing.a.map(now)).kind.agg(lambda k: sorted(set(k), key=_LINK_STRENGTH_ORDER.index))
+        kinds = crossing.groupby(crossing.a.map(now)).kind.agg(lambda k: sorted(set(k), key=_link_rank))
         for cid, olds in merged.groupby("customer_id").customer_id_before.unique().items():
             why = kinds.get(cid)
             rows.append(("merge", cid, ", ".join(sorted(set(olds) - {cid})), int(size_now[cid]),
@@ -687,7 +726,7 @@ def _changed_records(std: pd.DataFrame, stored: pd.DataFrame) -> tuple[set, set]
         return set(std.record_id), set()
     if not set(_KEY_COLUMNS) <= set(stored.columns):  # keys of an earlier version: everything counts as changed
         return set(std.record_id), set(stored.record_id) - set(std.record_id)
-    cols = ["record_id"] + _KEY_COLUMNS
+    cols = ["record_id"] + _KEY_COLUMNS + [c for c in std.columns if c.startswith("id_") and c in stored.columns]
     as_text = lambda f: f[cols].astype("string").fillna("\x00")  # NULL compares equal to NULL
     joined = as_text(std).merge(as_text(stored), on="record_id", how="left", suffixes=("", "_old"))
     differs = np.logical_or.reduce([(joined[c] != joined[f"{c}_old"].fillna("\x01")).to_numpy(bool)
@@ -716,13 +755,16 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     profiles = wh.table("profiles")
     progress("merge: standardising profiles")
     from loyalty_lab.warehouse import without_erased  # profiles of people erased by `forget` are not merged again
-    std = without_erased(wh, standardise(profiles, options.default_country)).order_by("record_id").to_pandas()
+    overrides = options.overrides()  # checked before the heavy work
+    std = without_erased(wh, standardise(profiles, options.default_country, options.identifiers)).order_by("record_id").to_pandas()
     if std.empty:
         return _resolve_orders_only(wh, std, options, progress)
     stored_keys, previous, stored_links, model, last_number = _previous_state(con)
     touched, removed = _changed_records(std, stored_keys)
     # keys of an earlier version (no address keys) cannot be compared with today's: retrain once
-    outdated = len(stored_keys) > 0 and not set(_KEY_COLUMNS) <= set(stored_keys.columns)
+    id_keys = lambda cols: {c for c in cols if c.startswith("id_")}  # another [profiles] identifiers: another model
+    outdated = len(stored_keys) > 0 and (not set(_KEY_COLUMNS) <= set(stored_keys.columns)
+                                         or id_keys(std.columns) != id_keys(stored_keys.columns))
     mode = "full" if full or model is None or previous.empty or outdated else "incremental"
     decisions = _decisions(std, options)
     det_edges, blocked = deterministic_edges(ibis.memtable(std), options.max_first_names, options.max_records)
@@ -733,7 +775,7 @@ def _resolve(wh, options: MergeOptions, full: bool, progress: Callable[[str], No
     if mode == "full":
         progress("merge: training the match model and scoring pairs")
         pairs = probabilistic_links(evidence, options.threshold, options.seed, options.memory_limit, options.max_records,
-                                    options.max_pairs_per_rule)
+                                    options.max_pairs_per_rule, **overrides)
         model, em_skipped = pairs.attrs["model"], pairs.attrs["em_blocks_skipped"]
         trained = model_summary(pairs.attrs["match_model"])
     else:
@@ -880,7 +922,8 @@ def stored_match_model(warehouse) -> MatchModel | None:
     training["trained_comparisons"] = [c for c in stats.get("comparisons", []) if c not in training["untrained_comparisons"]]
     prior = (model or {}).get("probability_two_random_records_match", stats.get("prior") or 0.0)
     return MatchModel(model, pd.DataFrame(), blocking, prior, stats.get("prior_source", "not recorded by this run"),
-                      training, list(stats.get("model_notes", [])))
+                      training, list(stats.get("model_notes", [])),
+                      stats.get("chosen_by", {"comparisons": "automatic", "blocking": "automatic"}))
 
 # %% ../notebooks/08_profiles.ipynb #0a668567
 @dataclass

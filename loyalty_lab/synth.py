@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from .core import LoyaltyLabError
-from .contract import CONTRACT
+from .contract import CONTRACT, EXTRA_IDS
 
 # %% auto #0
 __all__ = ['OFFER_KINDS', 'SYSTEMS', 'CATEGORIES', 'ARCHETYPES', 'SHAPE_TABLES', 'PROFILE_MIXES', 'LOCALES', 'NAME_POOLS',
@@ -776,7 +776,8 @@ def _profiles(people: pd.DataFrame, cfg: SynthConfig, rng: np.random.Generator) 
         identity = identity.assign(email="" if address_only else identity.email,
                                    phone="" if address_only else identity.phone,
                                    postcode=places.postcode(city, street))
-    return profiles[CONTRACT["profiles"].column_names], truth, identity
+    # the extra identifiers (national id …) are the analyst's own: the generator writes none
+    return profiles[[c for c in CONTRACT["profiles"].column_names if c not in EXTRA_IDS]], truth, identity
 
 @lru_cache(maxsize=None)
 def _email_user(first: str, last: str) -> str:

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 from loyalty_lab import LoyaltyLabError
@@ -327,8 +328,161 @@ def test_explain_model_prints_the_stored_model(tmp_path, capsys):
         warnings.simplefilter("ignore")
         assert main(["merge", "--settings", str(ini), "--explain-model"]) == 0
     out = capsys.readouterr().out
-    assert "match model: λ = " in out and "blocking rules (pairs compared" in out and "names: " in out
+    assert "match model: λ = " in out and "blocking rules (automatic; pairs compared" in out and "names: " in out
     assert "first_name" in out and "Exact match on first_key: m 0." in out and "training: EM on names" in out
     with Warehouse.open(s, read_only=True) as wh:
         m = stored_match_model(wh)
     assert m.prior == pytest.approx(m.model["probability_two_random_records_match"]) and len(m.blocking) >= 5
+
+
+def _with_national_ids(customers=400, seed=3):
+    """A generated programme with phone, e-mail and card blanked, whose crm and pos profiles carry the person's
+    national id written two ways (pos: spaces, dashes, lower case): (profiles, truth record_id → person_id)."""
+    from loyalty_lab import generate
+    prog = generate(customers=customers, seed=seed)
+    raw = prog.table("profiles").replace("", None)
+    raw[["phone", "email", "loyalty_card_number"]] = None
+    raw["birth_date"] = pd.to_datetime(raw.birth_date)
+    truth = prog.truth["profiles"].assign(record_id=lambda t: t.source_system + ":" + t.source_customer_id)
+    person = (raw.source_system + ":" + raw.source_customer_id).map(truth.set_index("record_id").person_id)
+    number = person.astype("category").cat.codes.map(lambda i: f"{1000000 + i}ab{i % 97:02d}")
+    raw["national_id"] = np.where(raw.source_system == "crm", number.str.upper(),
+                                  np.where(raw.source_system == "pos", " " + number.str[:4] + "-" + number.str[4:] + " ", None))
+    return raw, truth[["record_id", "person_id"]]
+
+
+def test_a_shared_national_id_merges_sources_that_share_no_phone_or_email():
+    """Issue 21, point 2: [profiles] identifiers = national_id — a hard identifier of the deterministic pass (with its
+    guards), and an exact comparison and a blocking rule of the match model."""
+    from loyalty_lab.profiles import MergeOptions, merge_profiles
+    raw, truth = _with_national_ids()
+    # one person's crm and pos profiles: another last name, another address, no birth date — only the id is shared
+    crm = raw[raw.source_system == "crm"].set_index("national_id")
+    pos = raw[raw.source_system == "pos"].assign(key=lambda f: f.national_id.str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper())
+    shared = pos[pos.key.isin(crm.index)].iloc[0]
+    raw.loc[raw.source_customer_id == shared.source_customer_id, ["last_name", "address", "postcode", "city", "birth_date"]] = [
+        "Zzyzx", "Nepoznata 999", None, "Nigde", pd.NaT]
+    a, b = f"pos:{shared.source_customer_id}", f"crm:{crm.loc[shared.key].source_customer_id}"
+    scores = {}
+    for ids in ((), ("national_id",)):
+        clusters, stats = merge_profiles(raw, MergeOptions(identifiers=ids))
+        scored = clusters.merge(truth, on="record_id", validate="one_to_one")
+        scores[ids] = pairwise_scores(scored.cluster, scored.person_id)
+        together = clusters.set_index("record_id").cluster
+        assert (together[a] == together[b]) == bool(ids)  # without the id they stay apart
+    assert "national_id" in stats["comparisons"] and any(r["name"] == "id_national_id" for r in stats["blocking_rules"])
+    assert "national_id" not in stats["untrained_comparisons"]
+    assert scores[("national_id",)]["precision"] >= 0.99
+    assert scores[("national_id",)]["recall"] > scores[()]["recall"] + 0.005, scores
+
+
+def test_extra_id_keys_are_trimmed_case_folded_and_without_punctuation():
+    t = profiles([dict(person("crm", "C1", "Ana", "Ilić"), national_id=" 0101990-710 012 "),
+                  dict(person("pos", "P1", "Ana", "Ilić"), customer_no="ab.12/34"),
+                  dict(person("web", "W1", "Ana", "Ilić"), national_id="  ")])
+    std = standardise(t, identifiers=("national_id", "customer_no")).to_pandas()
+    assert std.id_national_id.tolist()[0] == "0101990710012" and pd.isna(std.id_national_id.tolist()[2])
+    assert std.id_customer_no.tolist()[1] == "AB1234"
+    with pytest.raises(LoyaltyLabError, match=r"\[profiles\] identifiers = jmbg: 'jmbg' is not an identifier column "
+                       r"of the profiles contract; use national_id, customer_no.*national_id = JMBG"):
+        standardise(t, identifiers=("jmbg",))
+
+
+def test_a_junk_national_id_shared_by_many_is_set_aside():
+    "A value shared by more than max_records records or max_first_names first names links nobody, like a shop's phone."
+    from loyalty_lab.profiles import MergeOptions, merge_profiles
+    raw, truth = _with_national_ids()
+    crm = raw.index[raw.source_system == "crm"][:40]
+    raw.loc[crm, "national_id"] = "000-000"
+    with pytest.warns(UserWarning, match="shared by more than"):
+        clusters, stats = merge_profiles(raw, MergeOptions(identifiers=("national_id",)))
+    assert stats["blocked_values"] == 1
+    scored = clusters.merge(truth, on="record_id", validate="one_to_one")
+    junk = scored[scored.record_id.isin("crm:" + raw.loc[crm, "source_customer_id"])]
+    assert junk.cluster.nunique() >= 35  # 40 people: not one customer
+    assert pairwise_scores(scored.cluster, scored.person_id)["precision"] >= 0.99
+    from loyalty_lab.profiles import deterministic_edges, set_aside, standardise as std_
+    std = std_(ibis.memtable(raw), identifiers=("national_id",)).to_pandas()
+    edges, blocked = deterministic_edges(ibis.memtable(std))
+    assert blocked[["identifier", "value", "records"]].values.tolist() == [["id_national_id", "000000", 40]]
+    junk_ids = set("crm:" + raw.loc[crm, "source_customer_id"])
+    assert set_aside(std, blocked).id_national_id.eq("000000").sum() == 0  # no evidence for Splink either
+    assert (edges.identifier == "id_national_id").sum() > 50 and not (edges.a.isin(junk_ids) | edges.b.isin(junk_ids)).any()
+
+
+def test_a_source_mapping_fills_the_national_id_that_settings_name(tmp_path):
+    "`national_id = JMBG` under [source.x] and `[profiles] identifiers = national_id`: no code, one customer."
+    import warnings
+    from loyalty_lab import ingest_sources, load_settings
+    from loyalty_lab.profiles import resolve_customers, stored_match_model
+    from loyalty_lab.warehouse import Warehouse
+    raw, truth = _with_national_ids(300, seed=4)
+    raw.rename(columns={"national_id": "JMBG"}).to_parquet(tmp_path / "profiles.parquet")
+    (tmp_path / "settings.ini").write_text(
+        "[warehouse]\npath = wh.duckdb\n[run]\nas_of = 2024-06-30\n[profiles]\nidentifiers = national_id\n"
+        "[source.people]\ntable = profiles\npath = profiles.parquet\nnational_id = JMBG\n", encoding="utf-8")
+    s = load_settings(tmp_path / "settings.ini", env={})
+    assert s.profiles.identifiers == ("national_id",)
+    ingest_sources(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = resolve_customers(settings=s)
+    assert run.stats["records_by_link"].get("id_national_id", 0) > 50
+    with Warehouse.open(s, read_only=True) as wh:
+        crosswalk = wh.con.table("crosswalk").to_pandas()
+        model = stored_match_model(wh)
+    scored = crosswalk.merge(truth, on="record_id", validate="one_to_one")
+    assert pairwise_scores(scored.customer_id, scored.person_id)["precision"] >= 0.99
+    assert "national_id" in model.describe() and "id_national_id" in set(model.blocking.name)
+
+
+def _merged_model(tmp_path, profiles_text: str):
+    import warnings
+    from loyalty_lab import generate, load_settings
+    from loyalty_lab.profiles import resolve_customers, stored_match_model
+    from loyalty_lab.warehouse import Warehouse
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "settings.ini").write_text(f"[warehouse]\npath = wh.duckdb\n[run]\nas_of = 2024-06-30\n[profiles]\n{profiles_text}\n",
+                                           encoding="utf-8")
+    s = load_settings(tmp_path / "settings.ini", env={})
+    with Warehouse.open(s) as wh:
+        wh.ingest("profiles", generate(customers=300, seed=8).table("profiles"), source_name="generated")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resolve_customers(wh, settings=s)
+    with Warehouse.open(s, read_only=True) as wh:
+        return stored_match_model(wh)
+
+
+def test_blocking_and_comparisons_from_settings_replace_the_automatic_choice(tmp_path):
+    "Issue 21, point 4: [profiles] blocking / comparisons — the stored model uses them, and says so."
+    auto = _merged_model(tmp_path / "auto", "")
+    mine = _merged_model(tmp_path / "mine", "blocking = first_name+last_name; street_key+city; phone_e164\n"
+                                            "comparisons = first_name:name, last_name:name, birth_date:date, "
+                                            "city:place, phone:exact")
+    assert len(auto.blocking) >= 5 and "house + street" in set(auto.blocking.name)
+    assert mine.blocking.name.tolist() == ["first_key + last_key (from settings)", "street_key + city_key (from settings)",
+                                           "phone_e164 (from settings)"]
+    assert [c["output_column_name"] for c in mine.model["comparisons"]] == [
+        "first_name", "last_name", "birth_date", "place", "phone"]
+    assert "address" in [c["output_column_name"] for c in auto.model["comparisons"]]
+    text = mine.describe()
+    assert "blocking rules (from settings;" in text and "comparisons (from settings;" in text
+    assert "blocking rules (automatic;" in auto.describe()
+
+
+def test_a_nickname_is_a_level_of_the_first_name_comparison():
+    "Aca is Aleksandar, Kasia Katarzyna, Саша Александр, Bill William: `first_given_key` and its own level (matching.NICKNAMES)."
+    from loyalty_lab.matching import auto_comparisons, key_profile
+    t = profiles([person("crm", "C1", "Aca", "Ilić"), person("pos", "P1", "Aleksandar", "Ilić"),
+                  person("web", "W1", "КАСИЯ", "Nowak"), person("app", "A1", "Kasia", "Nowak"),
+                  person("crm", "C2", "Bill", "Smith"), person("crm", "C3", "Sneža", "Perić"),
+                  person("crm", "C4", "Ana", "Perić")])
+    std = standardise(t).to_pandas()
+    assert std.first_given_key.tolist()[:2] == ["aleksandar", "aleksandar"]
+    assert std.first_given_key.tolist()[3:] == ["katarzyna", "william", "snezana", "ana"]
+    comparisons, _ = auto_comparisons(key_profile(std))
+    first = comparisons[0].create_comparison_dict("duckdb")
+    labels = [lvl.get("label_for_charts") for lvl in first["comparison_levels"]]
+    assert "first_key: a nickname of the same name" in labels
+    assert labels.index("first_key: a nickname of the same name") == labels.index("Jaro-Winkler distance of first_key >= 0.92") - 1

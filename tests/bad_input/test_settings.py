@@ -143,3 +143,30 @@ def test_an_as_of_that_is_not_iso_is_refused_rather_than_guessed(as_of):
     with pytest.raises(LoyaltyLabError, match=rf"run.as_of = '{re.escape(as_of)}': expected an ISO date or timestamp"):
         load_settings(flags={"run.as_of": as_of}, env={})
     assert load_settings(flags={"run.as_of": "2024-02-01T10:00+01:00"}, env={}).as_of().month == 2
+
+
+# --- the merge's identifiers and overrides (issue 21) ---
+
+def test_an_identifier_that_is_no_contract_column_is_refused(tmp_path):
+    assert ("[profiles] identifiers = 'national_id, jmbg': expected a comma-separated list of national_id, customer_no, "
+            "tax_id, passport_no, external_id") in refused(tmp_path, "[profiles]\nidentifiers = national_id, jmbg\n")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("blocking = first_name+; city", "[profiles] blocking = 'first_name+; city': 'first_name+' is not a rule; write rules "
+     "separated by ';', each columns joined by '+'"),
+    ("blocking = first_name+surname", "'surname' is not a standardised column (did you mean 'last_name'?); columns are first_key, first_given_key, last_key"),
+    ("blocking = national_id", "'national_id' is an extra identifier not named in [profiles] identifiers; add it there"),
+    ("comparisons = first_name", "[profiles] comparisons = 'first_name': 'first_name' is not 'column:kind'"),
+    ("comparisons = first_name:soundex", "kind 'soundex' is not one of name, date, address, place, exact, fuzzy"),
+    ("comparisons = phone:date", "kind date compares birth_date, not phone_e164"),
+    ("comparisons = city:name, city_key:exact", "city_key is compared twice"),
+])
+def test_blocking_and_comparisons_that_cannot_be_read_are_refused_before_the_merge(tmp_path, text, message):
+    import pandas as pd
+    from loyalty_lab.profiles import MergeOptions, merge_profiles
+    s = load_settings(settings_file(tmp_path, f"[profiles]\n{text}\n"), env={})
+    one = pd.DataFrame({"source_system": ["crm"], "source_customer_id": ["C1"], "first_name": ["Ana"]})
+    with pytest.raises(LoyaltyLabError) as e:
+        merge_profiles(one, MergeOptions.from_settings(s))  # refused before standardising
+    assert message in str(e.value)
