@@ -63,6 +63,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'loyalty_lab.cli._customer_command': ('cli.html#_customer_command', 'loyalty_lab/cli.py'),
                                  'loyalty_lab.cli._duration': ('cli.html#_duration', 'loyalty_lab/cli.py'),
                                  'loyalty_lab.cli._erasure_text': ('cli.html#_erasure_text', 'loyalty_lab/cli.py'),
+                                 'loyalty_lab.cli._evaluate': ('cli.html#_evaluate', 'loyalty_lab/cli.py'),
                                  'loyalty_lab.cli._flags': ('cli.html#_flags', 'loyalty_lab/cli.py'),
                                  'loyalty_lab.cli._forget_command': ('cli.html#_forget_command', 'loyalty_lab/cli.py'),
                                  'loyalty_lab.cli._parameters': ('cli.html#_parameters', 'loyalty_lab/cli.py'),
