@@ -548,8 +548,8 @@ def _evaluate(settings, path) -> int:
         if "crosswalk" not in tables or "profile_links" not in tables:
             raise LoyaltyLabError(f"{wh.path.name}: the profiles were never merged, so there is nothing to evaluate; "
                                   "run `loyalty-lab merge` first")
-        crosswalk = wh.table("crosswalk").select("record_id", "customer_id").to_pandas()
-        links = wh.table("profile_links").select("a", "b", "kind").to_pandas()
+        crosswalk = wh.con.table("crosswalk").select("record_id", "customer_id").to_pandas()
+        links = wh.con.table("profile_links").select("a", "b", "kind").to_pandas()
     print(describe_evaluation(evaluate_labels(read_labels(path, crosswalk.record_id), crosswalk, links)))
     return 0
 
