@@ -144,3 +144,18 @@ def test_evaluate_before_any_merge(tmp_path):
     (tmp_path / "l.csv").write_text("record_a,record_b,label\n")
     done = cli("merge", "--evaluate", "l.csv", cwd=tmp_path)
     assert done.returncode == 2 and "does not exist yet" in done.stderr and "loyalty-lab ingest" in done.stderr
+
+
+def test_the_report_merge_section_shows_the_graph_figures(lab, monkeypatch):
+    from loyalty_lab.sections import ReportContext, quality_section
+    root, stats, crosswalk, _ = lab
+    monkeypatch.chdir(root)
+    with ReportContext.open(root / "settings.ini", output_dir=root / "out") as ctx:
+        s = quality_section(ctx)
+    shown = "\n".join(str(p) if kind in ("text", "note", "html") else p.to_html() if kind == "table" else ""
+                      for kind, p in s.parts)
+    g = stats["graph"]
+    assert f"{g['larger_clusters_with_bridge']:,} customers of three or more profiles hang together by a single link" in shown
+    assert "would split at match probability 0.975" in shown and f"{g['multi_record_clusters']:,} (" in shown
+    first = crosswalk.set_index("record_id").customer_id.reindex(g["review"]).dropna()
+    assert "loyalty-lab explain C" in shown and any(f"loyalty-lab explain {c}" in shown for c in first)
