@@ -394,6 +394,8 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--full", action="store_true", help="retrain the match model and rescore every pair")
     merge.add_argument("--explain-model", action="store_true", help="then print the match model: comparisons, "
                        "blocking rules with their pair counts, the prior and each trained m/u")
+    merge.add_argument("--evaluate", metavar="LABELS.csv", help="only score the current customers against labelled "
+                       "pairs (record_a, record_b, label = same|different): precision, recall, F1, mistakes; merges nothing")
     why = command("explain", "show why a customer's records were merged", "loyalty-lab explain C00000008 --chart why.png")
     why.add_argument("customer_id")
     why.add_argument("--chart", help="write the waterfall chart of the strongest pair to this PNG file")
@@ -551,8 +553,26 @@ def _print_model(settings):
     print(model.describe() if model is not None and model.model is not None else
           "match model: none — the last full merge had nothing to compare probabilistically")
 
+def _evaluate(settings, path) -> int:
+    "`loyalty-lab merge --evaluate labels.csv`: the current customers and links scored against labelled pairs; changes nothing."
+    from loyalty_lab.merge_quality import describe_evaluation, evaluate_labels, read_labels
+    from loyalty_lab.warehouse import Warehouse
+    with Warehouse.open(settings, read_only=True) as wh:
+        tables = wh.con.list_tables()
+        if "crosswalk" not in tables or "profile_links" not in tables:
+            raise LoyaltyLabError(f"{wh.path.name}: the profiles were never merged, so there is nothing to evaluate; "
+                                  "run `loyalty-lab merge` first")
+        crosswalk = wh.con.table("crosswalk").select("record_id", "customer_id").to_pandas()
+        links = wh.con.table("profile_links").select("a", "b", "kind").to_pandas()
+    print(describe_evaluation(evaluate_labels(read_labels(path, crosswalk.record_id), crosswalk, links)))
+    return 0
+
 def _pipeline(args, settings) -> int:
     "run, ingest, merge, report: the long steps, with progress."
+    if args.command == "merge" and args.evaluate:
+        if args.full or args.explain_model:
+            raise LoyaltyLabError("--evaluate only scores the current merge; drop --full / --explain-model")
+        return _evaluate(settings, args.evaluate)
     if args.command in ("run", "report") and args.runs and (args.run_id or args.parameters):
         raise LoyaltyLabError("--runs takes run ids and parameters from the run list; drop --run-id and -p")
     if args.command == "run":  # a bad parameter or segments file fails in seconds, not after the load and merge

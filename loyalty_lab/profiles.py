@@ -504,6 +504,8 @@ def _combine(std: pd.DataFrame, det_edges: pd.DataFrame, pairs: pd.DataFrame, de
     clusters.loc[~clusters.cluster.duplicated(keep=False), "linked_by"] = None
     return clusters, links, skipped
 
+from .merge_quality import cluster_quality, graph_summary
+
 def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame, blocked: pd.DataFrame,
                  skipped: pd.DataFrame, options: MergeOptions, em_blocks_skipped=(), model: dict | None = None) -> dict:
     sizes = clusters.cluster.value_counts()
@@ -519,6 +521,8 @@ def _merge_stats(std: pd.DataFrame, clusters: pd.DataFrame, links: pd.DataFrame,
              "largest_cluster": int(sizes.max()), "cluster_sizes": sizes.value_counts().sort_index().to_dict(),
              "oversized_clusters": sizes[sizes > options.max_cluster_size].to_dict(),
              "untrained_comparisons": [], **(model or {})}
+    # how firmly each customer holds without ground truth: density, bridges, what splits at a stricter threshold
+    stats["graph"] = graph_summary(cluster_quality(links, clusters, options.threshold), options.threshold)
     if stats["oversized_clusters"]:
         warnings.warn(f"profiles: {len(stats['oversized_clusters'])} cluster(s) larger than max_cluster_size = "
                       f"{options.max_cluster_size}: {dict(list(stats['oversized_clusters'].items())[:5])}; inspect their "

@@ -700,6 +700,26 @@ def quality_section(ctx: ReportContext) -> Section:
     if merge["oversized_clusters"]:
         s.text(f"**Alert:** {len(merge['oversized_clusters'])} customer(s) gathered more than "
                f"{ctx.settings.profiles.max_cluster_size} profiles — check them with `loyalty-lab explain`.")
+    g = merge.get("graph")
+    if g and g["multi_record_clusters"]:  # merges before issue 21.5 kept no graph figures
+        sizes = ", ".join(f"{n:,} of {k}" for k, n in sorted(g["sizes"].items(), key=lambda kv: int(kv[0])))
+        table = pd.DataFrame({
+            "figure": ["customers with 2+ profiles (profiles each: customers)", "mean link density",
+                       "held together by a single link (3+ profiles)", "pairs of profiles joined by one link",
+                       f"would split at match probability {g['split_threshold']:.3f}"],
+            "value": [f"{g['multi_record_clusters']:,} ({sizes})", f"{g['mean_density']:.2f}",
+                      f"{g['larger_clusters_with_bridge']:,}", f"{g['single_link_clusters']:,}", f"{g['would_split']:,}"]})
+        s.table(html_table(table, index=False, left=True))
+        review = []
+        if g["review"]:
+            cw = ctx.wh.con.table("crosswalk")
+            review = cw.filter(cw.record_id.isin(g["review"])).customer_id.to_pandas().drop_duplicates().head(3).tolist()
+        example = f"`loyalty-lab explain {review[0]}`" if review else "`loyalty-lab explain` and the customer id"
+        s.text(f"Density 1 means every profile of a customer is linked to every other. "
+               f"**{g['larger_clusters_with_bridge']:,} customers of three or more profiles hang together by a single "
+               f"link**, and {g['would_split']:,} would fall apart under a stricter threshold: one wrong link there "
+               f"merges two people's purchases and offers — review them with {example}"
+               + (f" (also {', '.join(review[1:])})" if len(review) > 1 else "") + ".")
     return s
 
 def concentration_section(ctx: ReportContext) -> Section:
