@@ -686,7 +686,9 @@ def quality_section(ctx: ReportContext) -> Section:
                   f"{merge['records_without_identifier']:,}", f"{merge['unreadable_phones']:,}",
                   f"{merge['largest_cluster']:,}"]})
     s.table(html_table(table, index=False, left=True))
-    by_link = pd.Series(merge["records_by_link"]).rename(index=link_names).sort_values(ascending=False)
+    # an identifier of the analyst's own ([profiles] identifiers): id_national_id → same national id
+    named = lambda kind: link_names.get(kind) or (f"same {kind[3:].replace('_', ' ')}" if kind.startswith("id_") else kind)
+    by_link = pd.Series(merge["records_by_link"]).rename(index=named).sort_values(ascending=False)
     sizes = pd.Series(merge["cluster_sizes"]).rename(index=int).sort_index()
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))

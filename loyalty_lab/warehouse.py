@@ -499,7 +499,7 @@ class Warehouse:
         database = raw.execute("SELECT current_database()").fetchone()[0]
         try:
             raw.execute("CHECKPOINT")  # nothing left in the WAL to be written to the old file later
-            raw.execute("SET enable_progress_bar = false")  # DuckDB would draw one on the terminal of `forget`
+            raw.execute("PRAGMA disable_progress_bar")  # none on the terminal of `forget`; SET … fails in Jupyter
             raw.execute(f"ATTACH '{_sql_str(fresh)}' AS _compacted")
             raw.execute(f'COPY FROM DATABASE "{database}" TO _compacted')
             raw.execute("DETACH _compacted")

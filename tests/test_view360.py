@@ -135,3 +135,15 @@ def test_forget_after_a_merge_that_linked_nobody(tmp_path):
         preview = forget("C00000002", wh, dry_run=True)
         assert preview["raw_profiles"] == 1 and wh.table("profiles").count().to_pyarrow().as_py() == 3
         assert forget("C00000002", wh) == preview and wh.table("profiles").count().to_pyarrow().as_py() == 2
+
+
+def test_compaction_works_inside_a_jupyter_kernel(tmp_path):
+    "In JupyterLab DuckDB refuses `SET enable_progress_bar` without ipywidgets; `forget` compacts there too."
+    import nbformat
+    from nbclient import NotebookClient
+    path = tmp_path / "wh.duckdb"
+    code = (f"from loyalty_lab.warehouse import Warehouse\nwith Warehouse({str(path)!r}) as wh:\n"
+            "    print(wh.compact() >= 0)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, kernel_name="loyalty-lab", timeout=120).execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "True"
