@@ -371,10 +371,11 @@ def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | 
                  for_buyers: Iterable[str] = ()) -> pd.DataFrame:
     """Segment → customers, main lifecycle stage, goal, offer, timing, suggested action, export list (see
     above). `offers`: the table of `segment_offers` (or, as before, each customer's recommended offer).
-    `for_buyers`: segments whose action text is written for customers who still buy (`recent_segments`); where
+    `for_buyers`: segments whose action text is written for customers who still buy (the RFM segments whose `Segment.for_recent_buyers`); where
     most of such a segment has lapsed or churned, the stage's message replaces that text, with the reason."""
     frame = pd.DataFrame({"segment": segments, "stage": stages.reindex(segments.index).astype(object)})
     plan = offers if isinstance(offers, pd.DataFrame) else None
+    for_buyers = set(for_buyers)
     top = offer_by_segment(offers, segments).top_offer if plan is None else plan.offer
     rows = []
     for name, part in frame.groupby("segment", sort=False):
@@ -386,7 +387,7 @@ def action_table(segments: pd.Series, stages: pd.Series, offers: pd.DataFrame | 
         if clv is not None:
             row["predicted CLV"] = float(clv.reindex(part.index).sum())
         text = str(actions.get(name, "")) if actions is not None else ""
-        if text and name in set(for_buyers) and stage in STOPPED and name not in SEGMENT_PLANS:
+        if text and name in for_buyers and stage in STOPPED and name not in SEGMENT_PLANS:
             text = (f"Most have stopped buying by their own rhythm ({stage}), though they bought more recently than most customers: "
                     f"{CONTACT_PLAYBOOK.loc[stage, 'message'].lower()}")
         if plan is not None and plan.offer.get(name) in DISCOUNT_OFFERS and _no_discounts(text):
